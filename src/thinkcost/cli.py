@@ -1,0 +1,158 @@
+"""The `thinkcost` command: run, report, tasks, doctor. User mistakes print one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import UserError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+    help="Measure the true cost of a correct answer: accuracy, reasoning tokens, CoT token inflation, "
+    "seconds per correct answer, across quantized variants of a model.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.command()
+def run(
+    spec_file: Annotated[Path | None, typer.Argument(help="YAML/JSON spec; flags override its keys")] = None,
+    model: Annotated[str | None, typer.Option(help="packaged name, local .gguf, local dir, or hub id")] = None,
+    variants: Annotated[str | None, typer.Option(help="comma list: base,rtn-w4g32,rtn-w3g128-asym,...")] = None,
+    task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
+    limit: Annotated[int | None, typer.Option(help="number of problems")] = None,
+    strategy: Annotated[str | None, typer.Option(help="inference-time strategy (greedy)")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="generation cap per sample")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="sequences decoded together")] = None,
+    seed: Annotated[int | None, typer.Option(help="problem and sampling seed")] = None,
+    store: Annotated[Path | None, typer.Option(help="SQLite store (default runs/<name>.sqlite)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output dir for JSON/Parquet/HTML (default runs/<name>/)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
+    name: Annotated[str | None, typer.Option(help="run name")] = None,
+) -> None:
+    """Evaluate a model and its variants; resumes from the store if interrupted."""
+    from .report.table import rich_table
+    from .runner import run as run_spec
+    from .spec import build_spec, load_spec_file
+
+    file_values = load_spec_file(spec_file) if spec_file else {}
+    overrides = dict(
+        model=model, variants=variants, task=task, limit=limit, strategy=strategy,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, store=store, out=out,
+        dtype=dtype, device=device, name=name,
+    )
+    spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
+    result = run_spec(spec, console)
+    console.print(rich_table(result.rows, spec.run_name(), spec.reference))
+    for kind, path in result.outputs.items():
+        console.print(f"{kind:>8}: {path}")
+    console.print(f"   store: {result.store_path}")
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Argument(help="a store written by `thinkcost run`")],
+    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    run_id: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run)")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write JSON/Parquet/HTML here")] = None,
+) -> None:
+    """Rebuild the summary from a store file alone."""
+    import tempfile
+
+    from .report.table import rich_table, summary_json
+    from .runner import build_report
+    from .store import Store
+
+    if format not in ("table", "json"):
+        raise UserError(f"--format: expected table or json, got {format!r}")
+    st = Store(store, create=False)
+    rid = run_id or st.latest_run_id()
+    if rid not in {r["run_id"] for r in st.runs()}:
+        raise UserError(f"run {rid!r} is not in {store}; runs: {', '.join(r['run_id'] for r in st.runs())}")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, outputs = build_report(st, rid, out or Path(tmp))
+        meta = json.loads(outputs["json"].read_text())["meta"]
+    if format == "json":
+        sys.stdout.write(json.dumps(summary_json(rows, meta)["variants"], indent=2) + "\n")
+    else:
+        console.print(rich_table(rows, meta["run_name"], meta["reference"]))
+
+
+@app.command()
+def tasks() -> None:
+    """List the tasks and their options."""
+    from rich.table import Table
+
+    from .tasks import TASKS
+
+    t = Table("task", "description")
+    for n in TASKS.names():
+        doc = (TASKS.get(n).__doc__ or "").strip().splitlines()
+        t.add_row(n, doc[0] if doc else "")
+    console.print(t)
+
+
+@app.command()
+def doctor() -> None:
+    """Versions, device, and whether the packaged models are installed."""
+    import importlib.metadata
+    import platform
+
+    from . import __version__
+    from .models import PACKAGED, cache_dir, is_installed
+
+    lines = [f"thinkcost {__version__}", f"python {platform.python_version()} ({platform.machine()})"]
+    for mod in ("torch", "transformers", "gguf", "numpy", "pandas", "pyarrow", "pydantic", "typer", "rich"):
+        try:
+            lines.append(f"{mod} {importlib.metadata.version(mod)}")
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(f"{mod} MISSING")
+    try:
+        import torch
+
+        dev = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+        lines.append(f"device {dev}, {torch.get_num_threads()} threads")
+    except ImportError:
+        pass
+    for m in PACKAGED.values():
+        state = "installed" if is_installed(m) else f"not installed ({m.install_hint})"
+        lines.append(f"model {m.name}: {state}")
+    lines.append(f"cache {cache_dir()}")
+    for line in lines:
+        console.print(line)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished generations are in the store; rerun to resume")
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

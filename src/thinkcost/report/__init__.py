@@ -1,0 +1,1 @@
+"""Turning store rows into what people read: terminal table, JSON, Parquet, HTML."""

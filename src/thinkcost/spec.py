@@ -1,0 +1,163 @@
+"""The experiment spec: one pydantic model holding every knob of `thinkcost run`, validated
+once, so a typo in a YAML file or a flag fails with one line naming the field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+from .models import DEFAULT_MODEL
+
+DEFAULT_VARIANTS = ["base", "rtn-w8g32", "rtn-w4g32", "rtn-w3g32"]
+# Sized so the default run (4 variants x 16 problems on Qwen2.5-Coder-0.5B) ends in < 10 min on 2 cores.
+DEFAULT_LIMIT = 16
+DEFAULT_MAX_NEW_TOKENS = 320
+DEFAULT_BATCH_SIZE = 16
+STRATEGIES = ("greedy",)
+
+
+class RunSpec(BaseModel):
+    """Everything that defines a run. Fields in `identity()` decide which stored rows a run
+    may reuse; the rest (limit, variants, batch size, paths) can change between resumes."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str | None = Field(None, description="run name; default derived from model/task/strategy")
+    model: str = Field(DEFAULT_MODEL, description="packaged name, local .gguf, local dir, or hub id")
+    variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    task: str = "arithmetic"
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    limit: int = Field(DEFAULT_LIMIT, ge=1, description="number of problems")
+    strategy: str = "greedy"
+    max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072)
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096)
+    seed: int = Field(0, ge=0)
+    engine: Literal["hf"] = "hf"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = Field("auto", description="cpu, cuda, cuda:N, or auto")
+    store: Path | None = None
+    out: Path | None = None
+    n_boot: int = Field(2000, ge=100)
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _split_variants(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, v: list[str]) -> list[str]:
+        from .quant import parse_variant
+
+        if not v:
+            raise ValueError("expected at least one variant")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate variant names in {v}")
+        for name in v:
+            try:
+                parse_variant(name)
+            except UserError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; available: {', '.join(STRATEGIES)}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError(f"expected cpu, cuda, cuda:N, mps or auto, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_task(self) -> RunSpec:
+        from .tasks import get_task
+
+        try:
+            get_task(self.task, **self.task_options)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+    # --- derived ---------------------------------------------------------------------------
+    @property
+    def reference(self) -> str:
+        """The variant CTIR and speed-ups are measured against: `base` if present, else the first."""
+        return "base" if "base" in self.variants else self.variants[0]
+
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        model = Path(self.model).stem if self.model.endswith(".gguf") else self.model.split("/")[-1]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{self.task}-{self.strategy}")
+
+    def store_path(self) -> Path:
+        return self.store or Path("runs") / f"{self.run_name()}.sqlite"
+
+    def out_dir(self) -> Path:
+        return self.out or Path("runs") / self.run_name()
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change what a generation is; rows are shared only when all match."""
+        return {
+            "model": self.model, "task": self.task, "task_options": self.task_options,
+            "strategy": self.strategy, "max_new_tokens": self.max_new_tokens, "seed": self.seed,
+            "engine": self.engine, "dtype": self.dtype,
+        }
+
+    def run_id(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _format_error(e: ValidationError, origin: str) -> str:
+    err = e.errors()[0]
+    field = ".".join(str(x) for x in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(RunSpec.model_fields)
+        msg = f"unknown field; known fields: {known}"
+    more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    where = f"field '{field}': " if field else ""
+    return f"{origin}: {where}{msg}{more}"
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    """Read a YAML/JSON spec into a dict; parse errors name the file and line."""
+    if not path.is_file():
+        raise UserError(f"spec file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of spec fields at the top level, got {type(data).__name__}")
+    return data
+
+
+def build_spec(file_values: dict[str, Any], overrides: dict[str, Any], origin: str = "spec") -> RunSpec:
+    """File values first, CLI flags (non-None) on top; all errors become one UserError line."""
+    values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return RunSpec(**values)
+    except ValidationError as e:
+        raise UserError(_format_error(e, origin)) from None

@@ -1,0 +1,195 @@
+"""SQLite store: every finished generation is committed the moment it exists, so a crash or
+kill loses nothing that finished and a rerun skips what is stored. Metrics and reports read
+only this file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .engines.base import Completion
+from .errors import UserError
+from .tasks.base import Problem, Verdict
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS variants (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    variant TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    info_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, variant)
+);
+CREATE TABLE IF NOT EXISTS problems (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    problem_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    messages_json TEXT NOT NULL,
+    gold TEXT NOT NULL,
+    meta_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, problem_id)
+);
+CREATE TABLE IF NOT EXISTS generations (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    variant TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    reasoning_text TEXT NOT NULL,
+    answer_text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    answer_tokens INTEGER NOT NULL,
+    finish_reason TEXT NOT NULL,
+    think_unclosed INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    ttft_s REAL NOT NULL,
+    cost_s REAL NOT NULL,
+    batch_size INTEGER NOT NULL,
+    extracted TEXT,
+    extract_rule TEXT NOT NULL,
+    correct INTEGER NOT NULL,
+    mean_logprob REAL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
+);
+"""
+
+GENERATION_COLUMNS = (
+    "run_id", "variant", "problem_id", "strategy", "sample", "text", "reasoning_text", "answer_text",
+    "prompt_tokens", "completion_tokens", "reasoning_tokens", "answer_tokens", "finish_reason",
+    "think_unclosed", "latency_s", "ttft_s", "cost_s", "batch_size", "extracted", "extract_rule",
+    "correct", "mean_logprob", "created_at",
+)
+
+
+class Store:
+    """One SQLite file holding any number of runs; rows of different runs never mix."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise UserError(f"store {str(self.path)!r} does not exist")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            self.db.commit()
+        except (OSError, sqlite3.Error) as e:
+            raise UserError(f"cannot open store {str(self.path)!r}: {e}; choose a writable --store path") from None
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- writing -------------------------------------------------------------------------
+    def ensure_run(self, run_id: str, name: str, spec: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
+            (run_id, name, json.dumps(spec, sort_keys=True), time.time()),
+        )
+        self.db.commit()
+
+    def put_variant(self, run_id: str, variant: str, position: int, info: dict[str, Any]) -> None:
+        """Variant facts (bits, seconds to quantize, ...); the latest write wins."""
+        self.db.execute(
+            "INSERT INTO variants VALUES (?, ?, ?, ?) ON CONFLICT(run_id, variant) "
+            "DO UPDATE SET info_json = excluded.info_json",
+            (run_id, variant, position, json.dumps(info, sort_keys=True)),
+        )
+        self.db.commit()
+
+    def put_problems(self, run_id: str, problems: Iterable[Problem], start: int = 0) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (run_id, p.id, start + i, p.task, json.dumps(p.messages), p.gold, json.dumps(p.meta))
+                for i, p in enumerate(problems)
+            ],
+        )
+        self.db.commit()
+
+    def put_generation(
+        self, run_id: str, variant: str, problem_id: str, strategy: str, sample: int,
+        c: Completion, verdict: Verdict, batch_size: int,
+    ) -> None:
+        """Commit one finished generation at once: this is the unit a crash cannot lose."""
+        mean_lp = sum(c.logprobs) / len(c.logprobs) if c.logprobs else None
+        row = (
+            run_id, variant, problem_id, strategy, sample, c.text, c.reasoning_text, c.answer_text,
+            c.prompt_tokens, c.completion_tokens, c.reasoning_tokens, c.answer_tokens, c.finish_reason,
+            int(c.think_unclosed), c.latency_s, c.ttft_s, c.cost_s, batch_size, verdict.extracted,
+            verdict.rule, int(verdict.correct), mean_lp, time.time(),
+        )
+        self.db.execute(
+            f"INSERT OR IGNORE INTO generations VALUES ({','.join('?' * len(GENERATION_COLUMNS))})", row
+        )
+        self.db.commit()
+
+    # --- reading -------------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM runs ORDER BY created_at").fetchall()
+        return [dict(r) | {"spec": json.loads(r["spec_json"])} for r in rows]
+
+    def latest_run_id(self) -> str:
+        row = self.db.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+        if row is None:
+            raise UserError(f"store {str(self.path)!r} holds no runs")
+        return row["run_id"]
+
+    def done_keys(self, run_id: str, variant: str, strategy: str) -> set[tuple[str, int]]:
+        rows = self.db.execute(
+            "SELECT problem_id, sample FROM generations WHERE run_id=? AND variant=? AND strategy=?",
+            (run_id, variant, strategy),
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    def variants(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT variant, info_json FROM variants WHERE run_id=? ORDER BY position", (run_id,)
+        ).fetchall()
+        return [{"variant": r["variant"], **json.loads(r["info_json"])} for r in rows]
+
+    def generations(self, run_id: str | None = None):
+        """All generations (of one run, or all runs) as a pandas DataFrame."""
+        import pandas as pd
+
+        q = "SELECT g.*, p.position AS problem_position, p.gold, p.task FROM generations g " \
+            "JOIN problems p ON p.run_id = g.run_id AND p.problem_id = g.problem_id"
+        args: tuple = ()
+        if run_id is not None:
+            q += " WHERE g.run_id = ?"
+            args = (run_id,)
+        q += " ORDER BY g.run_id, g.variant, p.position, g.sample"
+        return pd.read_sql_query(q, self.db, params=args)
+
+    def count(self, run_id: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM generations WHERE run_id=?", (run_id,)).fetchone()[0]
+
+
+def completion_to_dict(c: Completion) -> dict[str, Any]:
+    d = asdict(c)
+    d.pop("logprobs", None)
+    return d

@@ -1,0 +1,252 @@
+import pytest
+import torch
+import transformers
+from torch import nn
+
+from thinkcost.errors import UserError
+from thinkcost.quant import VariantSpec, parse_variant
+from thinkcost.quant.apply import quantize_model_, restore_linear_weights_, snapshot_linear_weights
+from thinkcost.quant.rtn import quantize_rtn
+
+# ---------------------------------------------------------------- parse_variant
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "bits", "group", "sym", "head"),
+    [
+        ("base", "base", None, None, True, False),
+        ("rtn-w4g32", "rtn", 4, 32, True, False),
+        ("rtn-w3g128-asym", "rtn", 3, 128, False, False),
+        ("rtn-w8g0", "rtn", 8, 0, True, False),
+        ("rtn-w2g64-head", "rtn", 2, 64, True, True),
+        ("rtn-w4g128-asym-head", "rtn", 4, 128, False, True),
+    ],
+)
+def test_parse_variant_good(name, method, bits, group, sym, head):
+    assert parse_variant(name) == VariantSpec(
+        name=name, method=method, bits=bits, group_size=group, sym=sym, include_lm_head=head
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rtn-w9g32",
+        "rtn-w1g32",
+        "rtn-w4",
+        "rtn-w4g",
+        "rtn-wxg32",
+        "RTN-w4g32",
+        "rtn-w4g32-head-asym",
+        "rtn-w4g32-sym",
+        "gptq-w4g128",
+        "base-head",
+        "",
+        " base",
+        "rtn-w4g-32",
+    ],
+)
+def test_parse_variant_bad(name):
+    with pytest.raises(UserError) as exc:
+        parse_variant(name)
+    msg = str(exc.value)
+    assert repr(name) in msg
+    assert "rtn-w{bits}g{group}[-asym][-head]" in msg
+    assert "\n" not in msg
+
+
+def test_parse_variant_bad_bits_says_why():
+    with pytest.raises(UserError, match=r"'rtn-w9g32': bits must be 2\.\.8; expected base or rtn-w"):
+        parse_variant("rtn-w9g32")
+
+
+def test_variant_spec_is_frozen():
+    spec = parse_variant("rtn-w4g32")
+    with pytest.raises(AttributeError):
+        spec.bits = 3
+
+
+# ---------------------------------------------------------------- quantize_model_ on a real tiny model
+
+
+def tiny_model(tie: bool = True, seed: int = 0) -> transformers.PreTrainedModel:
+    config = transformers.Qwen2Config(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=256,
+        tie_word_embeddings=tie,
+    )
+    torch.manual_seed(seed)
+    return transformers.Qwen2ForCausalLM(config).eval()
+
+
+INPUT_IDS = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(1))
+
+
+@torch.no_grad()
+def logits(model: nn.Module) -> torch.Tensor:
+    return model(input_ids=INPUT_IDS).logits
+
+
+def state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def body_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"}
+
+
+def test_quantizes_every_linear_but_head():
+    model = tiny_model()
+    before = state(model)
+    emb = model.model.embed_tokens.weight.detach().clone()
+    summary = quantize_model_(model, parse_variant("rtn-w4g32"))
+
+    layers = body_linears(model)
+    assert len(layers) == 14
+    for name, mod in layers.items():
+        orig = before[f"{name}.weight"]
+        assert not torch.equal(mod.weight, orig), name
+        assert torch.equal(mod.weight, quantize_rtn(orig, 4, 32).dequant), name
+        if mod.bias is not None:  # biases stay float
+            assert torch.equal(mod.bias, before[f"{name}.bias"])
+    assert torch.equal(model.model.embed_tokens.weight, emb)
+    assert torch.equal(model.lm_head.weight, emb)
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied
+    for k, v in model.state_dict().items():  # norms etc. untouched
+        if not any(k == f"{n}.weight" for n in layers):
+            assert torch.equal(v, before[k]), k
+
+    n_weights = sum(m.weight.numel() for m in layers.values())
+    assert summary["n_layers"] == 14
+    assert summary["n_weights"] == n_weights
+    assert summary["bits_per_weight_effective"] == pytest.approx(4 + 32 / 32)
+    assert summary["seconds"] >= 0
+
+
+def test_per_channel_effective_bits_weighted_by_layer_size():
+    model = tiny_model()
+    summary = quantize_model_(model, parse_variant("rtn-w3g0-asym"))
+    layers = body_linears(model).values()
+    total = sum(m.weight.numel() * (3 + 32 / m.in_features) for m in layers)
+    assert summary["bits_per_weight_effective"] == pytest.approx(total / summary["n_weights"])
+
+
+def test_head_variant_quantizes_head_but_not_embeddings():
+    model = tiny_model(tie=True)
+    emb = model.model.embed_tokens.weight.detach().clone()
+    summary = quantize_model_(model, parse_variant("rtn-w4g32-head"))
+    assert summary["n_layers"] == 15
+    assert model.lm_head.weight is not model.model.embed_tokens.weight
+    assert torch.equal(model.model.embed_tokens.weight, emb)
+    assert torch.equal(model.lm_head.weight, quantize_rtn(emb, 4, 32).dequant)
+    assert model.config.tie_word_embeddings is False
+
+
+def test_head_variant_on_untied_model():
+    model = tiny_model(tie=False)
+    head, emb = model.lm_head.weight.detach().clone(), model.model.embed_tokens.weight.detach().clone()
+    quantize_model_(model, parse_variant("rtn-w4g32-asym-head"))
+    assert torch.equal(model.lm_head.weight, quantize_rtn(head, 4, 32, sym=False).dequant)
+    assert torch.equal(model.model.embed_tokens.weight, emb)
+
+
+def test_base_variant_is_a_no_op():
+    model = tiny_model()
+    before = state(model)
+    summary = quantize_model_(model, parse_variant("base"))
+    assert summary["n_layers"] == 0 and summary["bits_per_weight_effective"] is None
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_8_bits_keeps_outputs_close_and_2_bits_does_not():
+    model = tiny_model()
+    ref = logits(model)
+    snap = snapshot_linear_weights(model)
+
+    def rel_err(variant: str) -> float:
+        restore_linear_weights_(model, snap)
+        quantize_model_(model, parse_variant(variant))
+        return float((logits(model) - ref).norm() / ref.norm())
+
+    err8, err2 = rel_err("rtn-w8g32"), rel_err("rtn-w2g32")
+    assert err8 < 0.02
+    assert err8 < err2 / 10
+
+
+def test_group_not_dividing_in_features_raises_and_leaves_model_alone():
+    model = tiny_model()
+    before = state(model)
+    with pytest.raises(
+        UserError, match=r"group size 48 does not divide in_features=64 of layer 'model\.layers\.0\."
+    ):
+        quantize_model_(model, parse_variant("rtn-w4g48"))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------- snapshot / restore
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_snapshot_restore_round_trip_after_each_variant(tie):
+    model = tiny_model(tie=tie)
+    before, ref = state(model), logits(model)
+    snap = snapshot_linear_weights(model)
+    assert ("lm_head.weight" in snap) is (not tie)  # a tied head is the embedding table itself
+
+    for variant in ["rtn-w3g32-head", "rtn-w4g0-asym", "rtn-w2g64-asym-head", "base"]:
+        restore_linear_weights_(model, snap)
+        quantize_model_(model, parse_variant(variant))
+        if variant != "base":
+            assert not torch.equal(logits(model), ref)
+        restore_linear_weights_(model, snap)
+        after = model.state_dict()
+        assert after.keys() == before.keys()
+        assert all(torch.equal(after[k], before[k]) for k in before), variant
+        assert torch.equal(logits(model), ref), variant
+        assert (model.lm_head.weight is model.model.embed_tokens.weight) is tie
+        assert model.config.tie_word_embeddings is tie
+
+
+def test_snapshot_is_a_copy_on_cpu():
+    model = tiny_model()
+    snap = snapshot_linear_weights(model)
+    w = model.model.layers[0].mlp.up_proj.weight
+    assert snap["model.layers.0.mlp.up_proj.weight"].data_ptr() != w.data_ptr()
+    assert all(t.device.type == "cpu" for t in snap.values())
+
+
+def test_restore_rejects_snapshot_of_another_model():
+    snap = snapshot_linear_weights(tiny_model())
+    other = nn.Sequential()
+    other.add_module("proj", nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="proj"):
+        restore_linear_weights_(other, snap)
+
+
+# ---------------------------------------------------------------- plain modules without HF helpers
+
+
+class Plain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(32, 32)
+        self.lm_head = nn.Linear(32, 10, bias=False)
+
+
+def test_plain_module_falls_back_to_lm_head_name():
+    torch.manual_seed(0)
+    model = Plain()
+    head = model.lm_head.weight.detach().clone()
+    body = model.body.weight.detach().clone()
+    snap = snapshot_linear_weights(model)
+    assert quantize_model_(model, parse_variant("rtn-w4g16"))["n_layers"] == 1
+    assert torch.equal(model.lm_head.weight, head)
+    assert torch.equal(model.body.weight, quantize_rtn(body, 4, 16).dequant)
+    quantize_model_(model, parse_variant("rtn-w4g16-head"))
+    assert not torch.equal(model.lm_head.weight, head)
+    restore_linear_weights_(model, snap)
+    assert torch.equal(model.lm_head.weight, head) and torch.equal(model.body.weight, body)
