@@ -65,7 +65,9 @@ def test_on_complete_called_once_per_sequence_as_it_finishes(smollm):
     model, tok = smollm
     eng = HFEngine(model, tok, batch_size=4)
     seen = []
-    outs = eng.generate([_req("Hi", 30), _req(PROMPTS[4], 30, n=2)], on_complete=lambda r, s, c: seen.append((r, s, c)))
+    outs = eng.generate(
+        [_req("Hi", 30), _req(PROMPTS[4], 30, n=2)], on_complete=lambda r, s, c: seen.append((r, s, c))
+    )
     assert sorted((r, s) for r, s, _ in seen) == [(0, 0), (1, 0), (1, 1)]
     assert len(outs) == 3
     # the first sequence reported is one that finished earliest

@@ -13,19 +13,27 @@ from rich.console import Console
 from .errors import UserError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
     help="Measure the true cost of a correct answer: accuracy, reasoning tokens, CoT token inflation, "
     "seconds per correct answer, across quantized variants of a model.",
 )
 console = Console()
+if not console.is_terminal:  # logs and CI: wide enough that the summary table never folds
+    console = Console(width=160)
 err_console = Console(stderr=True)
 
 
 @app.command()
 def run(
     spec_file: Annotated[Path | None, typer.Argument(help="YAML/JSON spec; flags override its keys")] = None,
-    model: Annotated[str | None, typer.Option(help="packaged name, local .gguf, local dir, or hub id")] = None,
-    variants: Annotated[str | None, typer.Option(help="comma list: base,rtn-w4g32,rtn-w3g128-asym,...")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
+    ] = None,
+    variants: Annotated[
+        str | None, typer.Option(help="comma list: base,rtn-w4g32,rtn-w3g128-asym,...")
+    ] = None,
     task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
     limit: Annotated[int | None, typer.Option(help="number of problems")] = None,
     strategy: Annotated[str | None, typer.Option(help="inference-time strategy (greedy)")] = None,
@@ -33,7 +41,9 @@ def run(
     batch_size: Annotated[int | None, typer.Option(help="sequences decoded together")] = None,
     seed: Annotated[int | None, typer.Option(help="problem and sampling seed")] = None,
     store: Annotated[Path | None, typer.Option(help="SQLite store (default runs/<name>.sqlite)")] = None,
-    out: Annotated[Path | None, typer.Option(help="output dir for JSON/Parquet/HTML (default runs/<name>/)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output dir for JSON/Parquet/HTML (default runs/<name>/)")
+    ] = None,
     dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
@@ -45,9 +55,19 @@ def run(
 
     file_values = load_spec_file(spec_file) if spec_file else {}
     overrides = dict(
-        model=model, variants=variants, task=task, limit=limit, strategy=strategy,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, store=store, out=out,
-        dtype=dtype, device=device, name=name,
+        model=model,
+        variants=variants,
+        task=task,
+        limit=limit,
+        strategy=strategy,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        store=store,
+        out=out,
+        dtype=dtype,
+        device=device,
+        name=name,
     )
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_spec(spec, console)

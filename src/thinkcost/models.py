@@ -84,8 +84,10 @@ def packaged_gguf(model: PackagedModel) -> Path:
     if len(parts) == 1:
         return parts[0]
     target = cache_dir() / f"{model.name}.gguf"
-    if target.is_file() and target.stat().st_size == model.size:
-        return target
+    marker = target.with_suffix(".gguf.sha256")  # written only after a verified assembly
+    if target.is_file() and target.stat().st_size == model.size and marker.is_file():
+        if marker.read_text().strip() == (model.sha256 or "unchecked"):
+            return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".gguf.partial")
     h = hashlib.sha256()
@@ -101,8 +103,11 @@ def packaged_gguf(model: PackagedModel) -> Path:
         raise UserError(f"model {model.name!r}: assembled {size} bytes, expected {model.size}; reinstall it")
     if model.sha256 is not None and h.hexdigest() != model.sha256:
         tmp.unlink()
-        raise UserError(f"model {model.name!r}: sha256 mismatch after assembly; reinstall `{model.install_hint}`")
+        raise UserError(
+            f"model {model.name!r}: sha256 mismatch after assembly; reinstall `{model.install_hint}`"
+        )
     tmp.replace(target)  # atomic: a crash mid-copy never leaves a half file under the real name
+    marker.write_text(model.sha256 or "unchecked")
     return target
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from . import __version__
 from .engines.base import Completion, Request
@@ -72,7 +79,9 @@ def run(spec: RunSpec, console: Console | None = None) -> RunResult:
         generated = _generate(spec, source, task, todo, store, run_id, console, total)
     else:
         console.print(f"[bold]thinkcost[/] {spec.run_name()}: everything is already in {spec.store_path()}")
-    rows, outputs = build_report(store, run_id, spec.out_dir(), variants=spec.variants, reference=spec.reference)
+    rows, outputs = build_report(
+        store, run_id, spec.out_dir(), variants=spec.variants, reference=spec.reference
+    )
     store.close()
     return RunResult(run_id, spec.store_path(), rows, outputs, generated)
 
@@ -90,8 +99,13 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
     engine = HFEngine(model, tok, batch_size=spec.batch_size)
     n = 0
     columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[tps]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[tps]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("generating", total=total, tps="")
@@ -104,10 +118,16 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
             vspec = parse_variant(variant)
             qinfo = quantize_model_(model, vspec)
             info = {
-                "method": vspec.method, "bits": vspec.bits, "group_size": vspec.group_size, "sym": vspec.sym,
+                "method": vspec.method,
+                "bits": vspec.bits,
+                "group_size": vspec.group_size,
+                "sym": vspec.sym,
                 "bits_per_weight": qinfo.get("bits_per_weight_effective"),
-                "quantize_s": qinfo.get("seconds"), "device": device, "dtype": spec.dtype,
-                "model": spec.model, "model_source": source.gguf_file or source.path,
+                "quantize_s": qinfo.get("seconds"),
+                "device": device,
+                "dtype": spec.dtype,
+                "model": spec.model,
+                "model_source": source.gguf_file or source.path,
             }
             store.put_variant(run_id, variant, position, info)
             tokens, secs = 0, 0.0
@@ -116,7 +136,13 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
                 nonlocal n, tokens, secs
                 p = problems[i]
                 store.put_generation(
-                    run_id, variant, p.id, spec.strategy, sample, c, task.verify(p, c.answer_text),
+                    run_id,
+                    variant,
+                    p.id,
+                    spec.strategy,
+                    sample,
+                    c,
+                    task.verify(p, c.answer_text),
                     spec.batch_size,
                 )
                 n += 1
@@ -130,7 +156,11 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
 
 
 def build_report(
-    store: Store, run_id: str, out_dir: Path, variants: list[str] | None = None, reference: str | None = None,
+    store: Store,
+    run_id: str,
+    out_dir: Path,
+    variants: list[str] | None = None,
+    reference: str | None = None,
     n_boot: int = 2000,
 ) -> tuple[list[VariantSummary], dict[str, Path]]:
     """Summary rows + files, from the store alone."""
@@ -141,12 +171,18 @@ def build_report(
     info = {v["variant"]: v for v in stored}
     gens = store.generations(run_id)
     present = [v for v in names if v in set(gens["variant"])]
-    reference = reference if reference in present else ("base" if "base" in present else (present or [None])[0])
+    reference = (
+        reference if reference in present else ("base" if "base" in present else (present or [None])[0])
+    )
     rows = summarize(gens, present, reference, variant_info=info, n_boot=n_boot) if present else []
     runs = {r["run_id"]: r for r in store.runs()}
     meta: dict[str, Any] = {
-        "run_id": run_id, "run_name": runs[run_id]["name"], "spec": runs[run_id]["spec"],
-        "reference": reference, "store": str(store.path), "thinkcost": __version__,
+        "run_id": run_id,
+        "run_name": runs[run_id]["name"],
+        "spec": runs[run_id]["spec"],
+        "reference": reference,
+        "store": str(store.path),
+        "thinkcost": __version__,
         "python": platform.python_version(),
         "note": "RTN variants are fake-quantized (dequantized float weights): their tokens/s is the base "
         "model's, so the effective speed-up shows only the cost of extra tokens and lost accuracy.",

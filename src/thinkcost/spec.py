@@ -114,9 +114,14 @@ class RunSpec(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The fields that change what a generation is; rows are shared only when all match."""
         return {
-            "model": self.model, "task": self.task, "task_options": self.task_options,
-            "strategy": self.strategy, "max_new_tokens": self.max_new_tokens, "seed": self.seed,
-            "engine": self.engine, "dtype": self.dtype,
+            "model": self.model,
+            "task": self.task,
+            "task_options": self.task_options,
+            "strategy": self.strategy,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "engine": self.engine,
+            "dtype": self.dtype,
         }
 
     def run_id(self) -> str:
@@ -150,7 +155,9 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of spec fields at the top level, got {type(data).__name__}")
+        raise UserError(
+            f"{path}: expected a mapping of spec fields at the top level, got {type(data).__name__}"
+        )
     return data
 
 

@@ -72,10 +72,29 @@ CREATE TABLE IF NOT EXISTS generations (
 """
 
 GENERATION_COLUMNS = (
-    "run_id", "variant", "problem_id", "strategy", "sample", "text", "reasoning_text", "answer_text",
-    "prompt_tokens", "completion_tokens", "reasoning_tokens", "answer_tokens", "finish_reason",
-    "think_unclosed", "latency_s", "ttft_s", "cost_s", "batch_size", "extracted", "extract_rule",
-    "correct", "mean_logprob", "created_at",
+    "run_id",
+    "variant",
+    "problem_id",
+    "strategy",
+    "sample",
+    "text",
+    "reasoning_text",
+    "answer_text",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "answer_tokens",
+    "finish_reason",
+    "think_unclosed",
+    "latency_s",
+    "ttft_s",
+    "cost_s",
+    "batch_size",
+    "extracted",
+    "extract_rule",
+    "correct",
+    "mean_logprob",
+    "created_at",
 )
 
 
@@ -93,12 +112,12 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.db.commit()
         except (OSError, sqlite3.Error) as e:
-            raise UserError(f"cannot open store {str(self.path)!r}: {e}; choose a writable --store path") from None
+            raise UserError(
+                f"cannot open store {str(self.path)!r}: {e}; choose a writable --store path"
+            ) from None
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -132,16 +151,42 @@ class Store:
         self.db.commit()
 
     def put_generation(
-        self, run_id: str, variant: str, problem_id: str, strategy: str, sample: int,
-        c: Completion, verdict: Verdict, batch_size: int,
+        self,
+        run_id: str,
+        variant: str,
+        problem_id: str,
+        strategy: str,
+        sample: int,
+        c: Completion,
+        verdict: Verdict,
+        batch_size: int,
     ) -> None:
         """Commit one finished generation at once: this is the unit a crash cannot lose."""
         mean_lp = sum(c.logprobs) / len(c.logprobs) if c.logprobs else None
         row = (
-            run_id, variant, problem_id, strategy, sample, c.text, c.reasoning_text, c.answer_text,
-            c.prompt_tokens, c.completion_tokens, c.reasoning_tokens, c.answer_tokens, c.finish_reason,
-            int(c.think_unclosed), c.latency_s, c.ttft_s, c.cost_s, batch_size, verdict.extracted,
-            verdict.rule, int(verdict.correct), mean_lp, time.time(),
+            run_id,
+            variant,
+            problem_id,
+            strategy,
+            sample,
+            c.text,
+            c.reasoning_text,
+            c.answer_text,
+            c.prompt_tokens,
+            c.completion_tokens,
+            c.reasoning_tokens,
+            c.answer_tokens,
+            c.finish_reason,
+            int(c.think_unclosed),
+            c.latency_s,
+            c.ttft_s,
+            c.cost_s,
+            batch_size,
+            verdict.extracted,
+            verdict.rule,
+            int(verdict.correct),
+            mean_lp,
+            time.time(),
         )
         self.db.execute(
             f"INSERT OR IGNORE INTO generations VALUES ({','.join('?' * len(GENERATION_COLUMNS))})", row
@@ -176,8 +221,10 @@ class Store:
         """All generations (of one run, or all runs) as a pandas DataFrame."""
         import pandas as pd
 
-        q = "SELECT g.*, p.position AS problem_position, p.gold, p.task FROM generations g " \
+        q = (
+            "SELECT g.*, p.position AS problem_position, p.gold, p.task FROM generations g "
             "JOIN problems p ON p.run_id = g.run_id AND p.problem_id = g.problem_id"
+        )
         args: tuple = ()
         if run_id is not None:
             q += " WHERE g.run_id = ?"

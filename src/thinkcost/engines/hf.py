@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +19,6 @@ import torch
 from ..models import ModelSource
 from ..reasoning import open_think_at, split_reasoning
 from .base import Completion, Request
-
 
 OnComplete = Callable[[int, int, Completion], None]
 
@@ -99,9 +97,13 @@ class HFEngine:
         return out
 
     @torch.inference_mode()
-    def _batch(self, chunk: list[tuple[int, Request, int]], on_complete: OnComplete | None) -> list[Completion]:
+    def _batch(
+        self, chunk: list[tuple[int, Request, int]], on_complete: OnComplete | None
+    ) -> list[Completion]:
         texts = [self.render(r) for _, r, _ in chunk]
-        enc = self.tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        enc = self.tok(
+            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        )
         input_ids = enc["input_ids"].to(self.device)
         mask = enc["attention_mask"].to(self.device)
         rows = []
@@ -121,8 +123,12 @@ class HFEngine:
         max_steps = max(r.req.max_new_tokens for r in rows)
         for step in range(max_steps):
             out = self.model(
-                input_ids=step_in, attention_mask=step_mask, position_ids=step_pos,
-                use_cache=True, logits_to_keep=1, **{self._cache_kw: cache},
+                input_ids=step_in,
+                attention_mask=step_mask,
+                position_ids=step_pos,
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_kw: cache},
             )
             cache = getattr(out, "cache", None) or out.past_key_values
             logits = out.logits[:, -1, :].float()
@@ -144,9 +150,7 @@ class HFEngine:
                 tid = int(nxt[line])
                 row.ids.append(tid)
                 row.logprobs.append(float(lps[line]))
-                if tid in self.eos_ids:
-                    row.finish = "stop"
-                elif row.req.stop and self._hit_stop(row):
+                if tid in self.eos_ids or (row.req.stop and self._hit_stop(row)):
                     row.finish = "stop"
                 elif len(row.ids) >= row.req.max_new_tokens:
                     row.finish = "length"
@@ -206,7 +210,9 @@ class HFEngine:
             text = text[: row.stop_at]
             ids = ids[: self._tokens_covering(ids, row.stop_at)]
         sp = split_reasoning(text, row.finish or "length")
-        n_reason = len(ids) if sp.think_unclosed else min(len(ids), self._tokens_covering(ids, sp.answer_start))
+        n_reason = (
+            len(ids) if sp.think_unclosed else min(len(ids), self._tokens_covering(ids, sp.answer_start))
+        )
         return Completion(
             text=text,
             reasoning_text=sp.reasoning,

@@ -57,8 +57,14 @@ def _clean(x: Any) -> Any:
 
 
 def summarize(
-    gens: pd.DataFrame, variants: list[str], reference: str, *, strategy: str = "greedy",
-    variant_info: dict[str, dict[str, Any]] | None = None, n_boot: int = 2000, seed: int = 0,
+    gens: pd.DataFrame,
+    variants: list[str],
+    reference: str,
+    *,
+    strategy: str = "greedy",
+    variant_info: dict[str, dict[str, Any]] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> list[VariantSummary]:
     """Per-variant figures over sample 0 of `strategy`; CTIR and speed-up against `reference`.
 
@@ -91,12 +97,18 @@ def summarize(
         spc = per_correct(cost, k)
         out.append(
             VariantSummary(
-                name=v, n=n, n_correct=k, accuracy=k / n if n else math.nan,
+                name=v,
+                n=n,
+                n_correct=k,
+                accuracy=k / n if n else math.nan,
                 accuracy_ci=wilson_interval(k, n),
                 mean_reasoning_tokens=float(d["reasoning_tokens"].mean()) if n else math.nan,
                 mean_completion_tokens=float(d["completion_tokens"].mean()) if n else math.nan,
-                ctir=joint.ratio, ctir_ci=(joint.low, joint.high), ctir_n=joint.n,
-                ctir_all=allp.ratio, ctir_all_ci=(allp.low, allp.high),
+                ctir=joint.ratio,
+                ctir_ci=(joint.low, joint.high),
+                ctir_n=joint.n,
+                ctir_all=allp.ratio,
+                ctir_all_ci=(allp.low, allp.high),
                 tokens_per_s=tokens_per_second(float(d["completion_tokens"].sum()), cost),
                 s_per_correct=spc,
                 tokens_per_correct=per_correct(float(d["completion_tokens"].sum()), k),

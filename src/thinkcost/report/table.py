@@ -13,8 +13,17 @@ from rich.table import Table
 from ..metrics.summary import VariantSummary
 
 JSON_KEYS = (
-    "name", "n", "accuracy", "accuracy_ci", "mean_reasoning_tokens", "ctir", "ctir_ci", "ctir_all",
-    "tokens_per_s", "s_per_correct", "effective_speedup",
+    "name",
+    "n",
+    "accuracy",
+    "accuracy_ci",
+    "mean_reasoning_tokens",
+    "ctir",
+    "ctir_ci",
+    "ctir_all",
+    "tokens_per_s",
+    "s_per_correct",
+    "effective_speedup",
 )
 
 
@@ -29,32 +38,37 @@ def _num(x: float | None, fmt: str = "{:.2f}") -> str:
 def _ci(lo: float, hi: float, fmt: str = "{:.2f}") -> str:
     if math.isnan(lo) or math.isnan(hi):
         return ""
-    return f" [{_num(lo, fmt)}, {_num(hi, fmt)}]"
+    return f" ({_num(lo, fmt)}–{_num(hi, fmt)})"
 
 
 def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
-    """Formatted cells, shared by the terminal table, Markdown and HTML."""
+    """Formatted cells, shared by the terminal table and the HTML page."""
     out = []
     for r in rows:
-        out.append({
-            "variant": r.name + (f" ({r.bits_per_weight:.2f} b/w)" if r.bits_per_weight else ""),
-            "accuracy (95% CI)": f"{_num(100 * r.accuracy, '{:.0f}')}%"
-            f"{_ci(100 * r.accuracy_ci[0], 100 * r.accuracy_ci[1], '{:.0f}')}  ({r.n_correct}/{r.n})",
-            "reasoning tok": _num(r.mean_reasoning_tokens, "{:.0f}"),
-            "CTIR joint (95% CI)": _num(r.ctir) + _ci(*r.ctir_ci) + f" n={r.ctir_n}",
-            "CTIR all": _num(r.ctir_all) + _ci(*r.ctir_all_ci),
-            "hit cap": f"{_num(100 * r.truncated_share, '{:.0f}')}%",
-            "decode tok/s": _num(r.tokens_per_s, "{:.1f}"),
-            "s / correct": _num(r.s_per_correct, "{:.1f}"),
-            "tok / correct": _num(r.tokens_per_correct, "{:.0f}"),
-            "eff. speed-up": _num(r.effective_speedup) + "×",
-        })
+        pct = "{:.0f}"
+        out.append(
+            {
+                "variant": r.name + (f" ({r.bits_per_weight:.2f} b/w)" if r.bits_per_weight else ""),
+                "accuracy (95% CI)": f"{_num(100 * r.accuracy, pct)}%"
+                f"{_ci(100 * r.accuracy_ci[0], 100 * r.accuracy_ci[1], pct)} {r.n_correct}/{r.n}",
+                "reasoning tok": _num(r.mean_reasoning_tokens, pct),
+                "CTIR joint (95% CI)": _num(r.ctir) + _ci(*r.ctir_ci) + f" n={r.ctir_n}",
+                "CTIR all (95% CI)": _num(r.ctir_all) + _ci(*r.ctir_all_ci),
+                "hit cap": f"{_num(100 * r.truncated_share, pct)}%",
+                "tok/s": _num(r.tokens_per_s, "{:.1f}"),
+                "s/correct": _num(r.s_per_correct, "{:.1f}"),
+                "speed-up": _num(r.effective_speedup) + "×",
+            }
+        )
     return out
 
 
 def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
     cells = rows_for_display(rows)
-    t = Table(title=title, caption=f"CTIR and speed-up vs {reference!r}; CTIR joint = over problems both answer correctly")
+    t = Table(
+        title=title,
+        caption=f"CTIR and speed-up vs {reference!r}; CTIR joint = over problems both answer correctly",
+    )
     for col in cells[0] if cells else []:
         t.add_column(col, justify="left" if col == "variant" else "right")
     for c in cells:
@@ -89,7 +103,9 @@ def summary_html(rows: list[VariantSummary], meta: dict[str, Any]) -> str:
     """A minimal self-contained page with the table (the full report comes with plots later)."""
     cells = rows_for_display(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in (cells[0] if cells else []))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in c.values()) + "</tr>" for c in cells)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in c.values()) + "</tr>" for c in cells
+    )
     notes = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in meta.items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>thinkcost report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}

@@ -1,0 +1,122 @@
+"""Decode throughput of the hf engine vs a plain sequential `model.generate` loop, and the
+harness overhead of a full `thinkcost run` (store, verification, progress, report) over the
+time the model itself computes. Prints ratios measured side by side in one process.
+
+    python benchmarks/engine_throughput.py [--model qwen2.5-coder-0.5b] [--tokens 64] [--prompts 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from thinkcost.engines.base import Request
+from thinkcost.engines.hf import HFEngine, load_hf
+from thinkcost.models import resolve_model
+from thinkcost.runner import run
+from thinkcost.spec import build_spec
+from thinkcost.tasks import get_task
+
+
+def sequential_generate(model, tok, engine: HFEngine, reqs: list[Request]) -> tuple[int, float]:
+    """The baseline users write first: one prompt at a time through `model.generate`."""
+    n, t = 0, time.perf_counter()
+    for r in reqs:
+        enc = tok(engine.render(r), return_tensors="pt", add_special_tokens=False)
+        out = model.generate(**enc, max_new_tokens=r.max_new_tokens, do_sample=False)
+        n += out.shape[1] - enc.input_ids.shape[1]
+    return n, time.perf_counter() - t
+
+
+def engine_generate(engine: HFEngine, reqs: list[Request]) -> tuple[int, float]:
+    t = time.perf_counter()
+    outs = engine.generate(reqs)
+    return sum(o.completion_tokens for o in outs), time.perf_counter() - t
+
+
+class ForwardTimer:
+    """Wraps model.forward to add up the seconds the model itself computes."""
+
+    def __init__(self, model) -> None:
+        self.model, self.inner, self.seconds = model, model.forward, 0.0
+
+    def __enter__(self):
+        def timed(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return self.inner(*a, **kw)
+            finally:
+                self.seconds += time.perf_counter() - t
+
+        self.model.forward = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.model.forward = self.inner
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--tokens", type=int, default=64, help="max new tokens in the throughput runs")
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--e2e-limit", type=int, default=16)
+    ap.add_argument("--e2e-tokens", type=int, default=256)
+    args = ap.parse_args()
+    console = Console()
+    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model}")
+    t = time.perf_counter()
+    model, tok = load_hf(resolve_model(args.model))
+    console.print(f"load: {time.perf_counter() - t:.1f}s")
+    problems = get_task("arithmetic").problems(args.prompts, 0)
+    reqs = [Request(p.messages, max_new_tokens=args.tokens) for p in problems]
+
+    table = Table(title=f"decode throughput, {args.prompts} prompts x <= {args.tokens} new tokens (greedy)")
+    for col in ("method", "batch", "tokens", "seconds", "tok/s", "vs sequential"):
+        table.add_column(col, justify="right")
+    seq_n, seq_s = sequential_generate(model, tok, HFEngine(model, tok, 1), reqs)
+    seq_tps = seq_n / seq_s
+    table.add_row("model.generate loop", "1", str(seq_n), f"{seq_s:.1f}", f"{seq_tps:.1f}", "1.00x")
+    for bs in (1, 4, 16):
+        n, s = engine_generate(HFEngine(model, tok, bs), reqs)
+        table.add_row("thinkcost hf", str(bs), str(n), f"{s:.1f}", f"{n / s:.1f}", f"{n / s / seq_tps:.2f}x")
+    console.print(table)
+
+    with tempfile.TemporaryDirectory() as tmp, ForwardTimer(model) as timer:
+        spec = build_spec(
+            {},
+            {
+                "model": args.model,
+                "variants": ["base"],
+                "limit": args.e2e_limit,
+                "max_new_tokens": args.e2e_tokens,
+                "store": Path(tmp) / "b.sqlite",
+                "out": Path(tmp) / "out",
+            },
+        )
+        import thinkcost.engines.hf as hf
+
+        real_load = hf.load_hf
+        hf.load_hf = lambda *a, **k: (model, tok)  # reuse the loaded model: time the harness, not disk
+        try:
+            t = time.perf_counter()
+            res = run(spec, Console(quiet=True))
+            e2e = time.perf_counter() - t
+        finally:
+            hf.load_hf = real_load
+    tokens = res.rows[0].mean_completion_tokens * res.rows[0].n
+    console.print(
+        f"end-to-end `thinkcost run` (1 variant, {args.e2e_limit} problems, batch 16): {e2e:.1f}s for "
+        f"{tokens:.0f} tokens; model forward time {timer.seconds:.1f}s; "
+        f"harness overhead {100 * (e2e / timer.seconds - 1):.1f}%"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Every user mistake: one line naming the problem and the fix, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from thinkcost.errors import UserError
+from thinkcost.spec import DEFAULT_VARIANTS, build_spec, load_spec_file
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "thinkcost.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def _one_line_error(p: subprocess.CompletedProcess, *needles: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    err = p.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--model", "gpt-17"], ["unknown model 'gpt-17'", "packaged name"]),
+        (["--variants", "base,rtn-w9g32"], ["'variants'", "rtn-w9g32", "bits must be 2..8"]),
+        (["--variants", "base,awq"], ["unknown variant 'awq'"]),
+        (["--task", "gsm9k"], ["unknown task 'gsm9k'", "arithmetic"]),
+        (["--limit", "0"], ["'limit'", "greater than or equal to 1"]),
+        (["--strategy", "maj@4"], ["unknown strategy 'maj@4'", "greedy"]),
+        (["--model", "/nonexistent/model.gguf"], ["does not exist"]),
+    ],
+)
+def test_run_flag_errors(args, needles):
+    _one_line_error(_cli("run", *args), *needles)
+
+
+def test_unwritable_store_path(tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    p = _cli("run", "--model", "smollm2-135m", "--limit", "1", "--store", str(blocker / "s.sqlite"))
+    _one_line_error(p, "cannot open store", "--store")
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    f = tmp_path / "spec.yaml"
+    f.write_text("model: smollm2-135m\nvariants: [base, rtn-w4g32\nlimit: 3\n")
+    _one_line_error(_cli("run", str(f)), "spec.yaml", "line 3", "invalid YAML")
+
+
+def test_unknown_yaml_field_and_wrong_type(tmp_path):
+    f = tmp_path / "spec.yaml"
+    f.write_text("varients: [base]\n")
+    _one_line_error(_cli("run", str(f)), "spec.yaml", "'varients'", "unknown field")
+    f.write_text("limit: many\n")
+    _one_line_error(_cli("run", str(f)), "'limit'", "integer")
+    f.write_text("- base\n- rtn-w4g32\n")
+    _one_line_error(_cli("run", str(f)), "expected a mapping")
+    _one_line_error(_cli("run", str(tmp_path / "missing.yaml")), "does not exist")
+
+
+def test_report_on_missing_store(tmp_path):
+    _one_line_error(_cli("report", str(tmp_path / "none.sqlite")), "does not exist")
+    _one_line_error(_cli("report", str(tmp_path / "none.sqlite"), "--format", "xml"), "--format")
+
+
+def test_spec_file_values_and_flags_merge(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("model: smollm2-135m\nvariants: base,rtn-w4g32\nlimit: 5\ntask_options: {max_ops: 2}\n")
+    spec = build_spec(load_spec_file(f), {"limit": 7, "seed": None})
+    assert spec.variants == ["base", "rtn-w4g32"] and spec.limit == 7 and spec.task_options == {"max_ops": 2}
+    assert build_spec({}, {}).variants == DEFAULT_VARIANTS
+
+
+def test_run_identity_ignores_resumable_knobs_but_not_generation_knobs():
+    a = build_spec({}, {})
+    assert a.run_id() == build_spec({}, {"limit": 50, "batch_size": 2, "variants": "base"}).run_id()
+    assert a.run_id() != build_spec({}, {"max_new_tokens": 99}).run_id()
+    assert a.run_id() != build_spec({}, {"seed": 1}).run_id()
+    assert a.run_id() != build_spec({}, {"task_options": {"max_ops": 5}}).run_id()
+
+
+def test_bad_task_option_is_named():
+    with pytest.raises(UserError, match="max_ops"):
+        build_spec({"task_options": {"max_ops": 9}}, {})
