@@ -75,7 +75,7 @@ def test_resolve_model_forms(tmp_path):
     assert resolve_model(str(g)).gguf_file == "m.gguf"
     with pytest.raises(UserError, match="does not exist"):
         resolve_model(str(tmp_path / "nope.gguf"))
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         resolve_model(str(tmp_path))
     assert resolve_model("Qwen/Qwen3-0.6B").path == "Qwen/Qwen3-0.6B"
     with pytest.raises(UserError, match="unknown model 'nope'"):

@@ -85,9 +85,9 @@ def packaged_gguf(model: PackagedModel) -> Path:
         return parts[0]
     target = cache_dir() / f"{model.name}.gguf"
     marker = target.with_suffix(".gguf.sha256")  # written only after a verified assembly
-    if target.is_file() and target.stat().st_size == model.size and marker.is_file():
-        if marker.read_text().strip() == (model.sha256 or "unchecked"):
-            return target
+    verified = marker.is_file() and marker.read_text().strip() == (model.sha256 or "unchecked")
+    if verified and target.is_file() and target.stat().st_size == model.size:
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".gguf.partial")
     h = hashlib.sha256()
