@@ -22,7 +22,7 @@ from rich.progress import (
 from . import __version__
 from .engines.base import Completion, Request
 from .metrics.summary import VariantSummary, summarize
-from .models import resolve_model
+from .models import PACKAGED, resolve_model
 from .quant import parse_variant
 from .quant.apply import quantize_model_, restore_linear_weights_, snapshot_linear_weights
 from .spec import RunSpec
@@ -187,5 +187,11 @@ def build_report(
         "note": "RTN variants are fake-quantized (dequantized float weights): their tokens/s is the base "
         "model's, so the effective speed-up shows only the cost of extra tokens and lost accuracy.",
     }
+    model_name = runs[run_id]["spec"].get("model", "")
+    if model_name in PACKAGED or str(model_name).endswith(".gguf"):
+        meta["base_note"] = (
+            "base is a GGUF checkpoint (for the packaged default: mostly Q5_0/Q4_K) dequantized to float; "
+            "ratios are relative to an already low-bit model. Use an fp16/bf16 hub model for research runs."
+        )
     outputs = write_outputs(out_dir, rows, meta, gens)
     return rows, outputs

@@ -1,0 +1,105 @@
+"""Block-by-block calibration for Hessian-based quantizers (GPTQ, Babai).
+
+Why sequential: a layer's Hessian should describe the inputs it will see at inference, which
+come from the *already quantized* layers before it. So block i is calibrated on the outputs of
+quantized blocks 0..i-1, quantized, and its own quantized outputs feed block i+1. Only one
+block's activations are held at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .gptq import HessianAccumulator
+
+Solver = Callable[[torch.Tensor, torch.Tensor, str], Any]  # (W, H, layer name) -> QuantizedLayer
+
+
+class _Stop(Exception):
+    """Raised from a hook to end a forward pass once block 0's inputs are captured."""
+
+
+def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The stack of transformer blocks (Llama/Qwen/Mistral-style `model.layers`, GPT-2 `h`)."""
+    for prefix in ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers"):
+        mod: Any = model
+        for part in prefix.split("."):
+            mod = getattr(mod, part, None)
+            if mod is None:
+                break
+        if isinstance(mod, nn.ModuleList):
+            return prefix, mod
+    raise UserError(f"{type(model).__name__}: cannot find its transformer blocks for sequential quantization")
+
+
+def _capture_block0(model: nn.Module, blocks: nn.ModuleList, calib: torch.Tensor, chunk: int):
+    """[(hidden_states, kwargs)] per chunk of calibration rows, as block 0 receives them."""
+    captured: list[tuple[torch.Tensor, dict[str, Any]]] = []
+
+    def hook(_mod, args, kwargs):
+        hs = args[0] if args else kwargs.pop("hidden_states")
+        captured.append((hs.detach(), {k: v for k, v in kwargs.items() if k != "hidden_states"}))
+        raise _Stop
+
+    handle = blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+    device = next(model.parameters()).device
+    try:
+        for s in range(0, len(calib), chunk):
+            try:
+                model(input_ids=calib[s : s + chunk].to(device), use_cache=False)
+            except _Stop:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
+def _run_block(block: nn.Module, hs: torch.Tensor, kwargs: dict[str, Any]) -> torch.Tensor:
+    out = block(hs, **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+@torch.inference_mode()
+def quantize_sequential_(
+    model: nn.Module, calib: torch.Tensor, solve: Solver, *, chunk: int = 8,
+    on_block: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Quantize every Linear inside the transformer blocks, in place; returns name -> result.
+
+    The LM head and embeddings are left alone (as with RTN's default)."""
+    types = set(getattr(model.config, "layer_types", None) or [])
+    if len(types) > 1:
+        raise UserError(f"{type(model).__name__} mixes attention types {sorted(types)}: not supported yet")
+    prefix, blocks = decoder_blocks(model)
+    inputs = _capture_block0(model, blocks, calib, chunk)
+    results: dict[str, Any] = {}
+    for i, block in enumerate(blocks):
+        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+        accs = {n: HessianAccumulator(m.in_features) for n, m in linears.items()}
+        hooks = [
+            m.register_forward_hook(lambda _m, inp, _out, n=n: accs[n].add_batch(inp[0].detach().float()))
+            for n, m in linears.items()
+        ]
+        try:
+            for hs, kw in inputs:
+                _run_block(block, hs, kw)
+        finally:
+            for h in hooks:
+                h.remove()
+        for n, m in linears.items():
+            t = time.perf_counter()
+            res = solve(m.weight.data.float(), accs[n].H, f"{prefix}.{i}.{n}")
+            m.weight.data.copy_(res.dequant.to(m.weight.dtype))
+            if getattr(res, "seconds", None) is None:
+                res.seconds = time.perf_counter() - t
+            results[f"{prefix}.{i}.{n}"] = res
+        inputs = [(_run_block(block, hs, kw), kw) for hs, kw in inputs]  # quantized outputs feed i+1
+        if on_block:
+            on_block(i + 1, len(blocks))
+    return results
