@@ -107,6 +107,38 @@ def report(
 
 
 @app.command()
+def quantize(
+    out: Annotated[Path, typer.Option("-o", "--out", help="checkpoint directory to write")],
+    model: Annotated[str, typer.Option(help="packaged name, local .gguf, local dir, or hub id")] = "qwen2.5-coder-0.5b",
+    method: Annotated[str, typer.Option(help="rtn, gptq or babai")] = "gptq",
+    bits: Annotated[int, typer.Option(help="2..8")] = 4,
+    group_size: Annotated[int, typer.Option(help="columns per scale; 0 = per output channel")] = 128,
+    order: Annotated[str, typer.Option(help="natural, act-order, reverse or min-pivot")] = "natural",
+    asym: Annotated[bool, typer.Option("--asym", help="asymmetric (zero point per group)")] = False,
+    calib: Annotated[int, typer.Option(help="calibration windows")] = 32,
+    seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 256,
+    calib_file: Annotated[Path | None, typer.Option(help="text or JSONL calibration data")] = None,
+    seed: Annotated[int, typer.Option(help="calibration seed")] = 0,
+) -> None:
+    """Quantize a model and write a GPTQ checkpoint (qweight/qzeros/scales/g_idx)."""
+    from rich.table import Table
+
+    from .quantize import QuantizeJob, run_quantize
+
+    job = QuantizeJob(
+        model=model, method=method, bits=bits, group_size=group_size, out=out, sym=not asym, order=order,
+        calib_samples=calib, calib_seq_len=seq_len, calib_file=calib_file, seed=seed,
+    )
+    log = run_quantize(job, console)
+    t = Table("layer", "shape", "proxy loss", "seconds", title=f"{method} w{bits}g{group_size} ({order})")
+    for r in log:
+        t.add_row(r["layer"], r["shape"], f"{r['proxy_loss']:.4g}", f"{r['seconds']:.2f}")
+    t.add_row("total", "", f"{sum(r['proxy_loss'] for r in log):.4g}", f"{sum(r['seconds'] for r in log):.1f}")
+    console.print(t)
+    console.print(f"checkpoint: {out}  (use it as variant ckpt:{out})")
+
+
+@app.command()
 def tasks() -> None:
     """List the tasks and their options."""
     from rich.table import Table

@@ -96,6 +96,9 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
         load_s = time.perf_counter() - t
     console.print(f"loaded {spec.model} in {load_s:.0f}s")
     snapshot = snapshot_linear_weights(model)
+    calib = None
+    if any(parse_variant(v).needs_calibration and todo[v] for v in spec.variants):
+        calib = build_calibration(spec, task, tok)
     engine = HFEngine(model, tok, batch_size=spec.batch_size)
     n = 0
     columns = (
@@ -113,16 +116,23 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
             problems = todo[variant]
             if not problems:
                 continue
-            progress.update(bar, description=f"{variant:>14}")
             restore_linear_weights_(model, snapshot)
             vspec = parse_variant(variant)
-            qinfo = quantize_model_(model, vspec)
+            progress.update(bar, description=f"{variant:>14} (quantizing)")
+            qinfo = quantize_model_(
+                model, vspec, calib,
+                on_block=lambda i, k, v=variant: progress.update(bar, description=f"{v:>14} (block {i}/{k})"),
+            )
+            progress.update(bar, description=f"{variant:>14}")
             info = {
                 "method": vspec.method,
                 "bits": vspec.bits,
                 "group_size": vspec.group_size,
                 "sym": vspec.sym,
+                "order": vspec.order if vspec.needs_calibration else None,
                 "bits_per_weight": qinfo.get("bits_per_weight_effective"),
+                "proxy_loss": qinfo.get("proxy_loss"),
+                "checkpoint": qinfo.get("checkpoint"),
                 "quantize_s": qinfo.get("seconds"),
                 "device": device,
                 "dtype": spec.dtype,
@@ -153,6 +163,17 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
             engine.generate(requests_for(problems, spec), on_complete=commit)
     restore_linear_weights_(model, snapshot)
     return n
+
+
+def build_calibration(spec: RunSpec, task, tok):
+    """Token windows for GPTQ/Babai: the task's own prompts unless a file is given."""
+    from .quant.calibration import calibration_windows, texts_from_file, texts_from_task
+
+    if spec.calib_file is not None:
+        texts = texts_from_file(spec.calib_file)
+    else:
+        texts = texts_from_task(task, tok, n_texts=max(64, spec.calib_samples * 2), seed=spec.seed)
+    return calibration_windows(texts, tok, spec.calib_samples, spec.calib_seq_len, spec.seed)
 
 
 def build_report(

@@ -45,6 +45,9 @@ class RunSpec(BaseModel):
     store: Path | None = None
     out: Path | None = None
     n_boot: int = Field(2000, ge=100)
+    calib_samples: int = Field(32, ge=1, description="GPTQ/Babai calibration windows")
+    calib_seq_len: int = Field(256, ge=8, description="tokens per calibration window")
+    calib_file: Path | None = Field(None, description="text/JSONL calibration data (default: task prompts)")
 
     @field_validator("variants", mode="before")
     @classmethod

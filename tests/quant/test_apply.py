@@ -39,7 +39,10 @@ def test_parse_variant_good(name, method, bits, group, sym, head):
         "RTN-w4g32",
         "rtn-w4g32-head-asym",
         "rtn-w4g32-sym",
-        "gptq-w4g128",
+        "gptq-w4g128-foo",
+        "gptq-w9g128",
+        "babai-w3g32-sideways",
+        "ckpt:",
         "base-head",
         "",
         " base",
@@ -250,3 +253,24 @@ def test_plain_module_falls_back_to_lm_head_name():
     assert not torch.equal(model.lm_head.weight, head)
     restore_linear_weights_(model, snap)
     assert torch.equal(model.lm_head.weight, head) and torch.equal(model.body.weight, body)
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "bits", "group", "sym", "order"),
+    [
+        ("gptq-w4g128", "gptq", 4, 128, True, "natural"),
+        ("gptq-w3g32-act-asym", "gptq", 3, 32, False, "act-order"),
+        ("babai-w3g32", "babai", 3, 32, True, "natural"),
+        ("babai-w4g0-min-pivot", "babai", 4, 0, True, "min-pivot"),
+        ("babai-w2g64-reverse-asym", "babai", 2, 64, False, "reverse"),
+    ],
+)
+def test_parse_hessian_variants(name, method, bits, group, sym, order):
+    v = parse_variant(name)
+    assert (v.method, v.bits, v.group_size, v.sym, v.order) == (method, bits, group, sym, order)
+    assert v.needs_calibration
+
+
+def test_parse_checkpoint_variant():
+    v = parse_variant("ckpt:/models/q w3")
+    assert v.method == "ckpt" and v.path == "/models/q w3" and not v.needs_calibration

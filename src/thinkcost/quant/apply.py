@@ -23,11 +23,17 @@ class VariantSpec:
     """One precision of a model, parsed once from its name so later code never re-parses it."""
 
     name: str
-    method: str  # "base" | "rtn"
+    method: str  # "base" | "rtn" | "gptq" | "babai" | "ckpt"
     bits: int | None = None
     group_size: int | None = None  # 0 = per output channel
     sym: bool = True
     include_lm_head: bool = False
+    order: str = "natural"  # column order for gptq/babai: natural | act-order | reverse | min-pivot
+    path: str | None = None  # ckpt:PATH
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.method in ("gptq", "babai")
 
 
 # name -> spec. A new method adds one (regex, builder, form) row; a builder raises
@@ -60,6 +66,44 @@ _VARIANTS: list[tuple[re.Pattern[str], _Builder, str]] = [
         _rtn,
         "rtn-w{bits}g{group}[-asym][-head]",
     ),
+]
+
+
+def _wg(m: re.Match[str]) -> tuple[int, int]:
+    bits, group = int(m["bits"]), int(m["group"])
+    if not 2 <= bits <= 8:
+        raise ValueError("bits must be 2..8")
+    return bits, group
+
+
+def _gptq(name: str, m: re.Match[str]) -> VariantSpec:
+    bits, group = _wg(m)
+    order = "act-order" if m["act"] else "natural"
+    return VariantSpec(name=name, method="gptq", bits=bits, group_size=group, sym=m["asym"] is None, order=order)
+
+
+_ORDERS = {"natural": "natural", "act": "act-order", "act-order": "act-order", "reverse": "reverse",
+           "min-pivot": "min-pivot"}
+
+
+def _babai(name: str, m: re.Match[str]) -> VariantSpec:
+    bits, group = _wg(m)
+    order = _ORDERS.get(m["order"] or "natural")
+    if order is None:
+        raise ValueError(f"order must be one of {', '.join(sorted(set(_ORDERS)))}")
+    return VariantSpec(name=name, method="babai", bits=bits, group_size=group, sym=m["asym"] is None, order=order)
+
+
+def _ckpt(name: str, m: re.Match[str]) -> VariantSpec:
+    return VariantSpec(name=name, method="ckpt", path=m["path"])
+
+
+_VARIANTS += [
+    (re.compile(r"gptq-w(?P<bits>\d+)g(?P<group>\d+)(?P<act>-act)?(?P<asym>-asym)?"), _gptq,
+     "gptq-w{bits}g{group}[-act][-asym]"),
+    (re.compile(r"babai-w(?P<bits>\d+)g(?P<group>\d+)(?:-(?P<order>[a-z-]+?))?(?P<asym>-asym)?"), _babai,
+     "babai-w{bits}g{group}[-natural|-act|-reverse|-min-pivot][-asym]"),
+    (re.compile(r"ckpt:(?P<path>.+)"), _ckpt, "ckpt:PATH"),
 ]
 
 
@@ -118,17 +162,33 @@ def _linears(model: nn.Module, spec: VariantSpec) -> list[tuple[str, nn.Linear]]
 
 
 @torch.no_grad()
-def quantize_model_(model: nn.Module, spec: VariantSpec) -> dict:
-    """Replace every Linear weight (LM head only if asked) by its RTN dequantization, in place.
+def quantize_model_(
+    model: nn.Module, spec: VariantSpec, calib: torch.Tensor | None = None,
+    on_block: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Replace Linear weights by their quantized-then-dequantized values, in place.
 
     Weights stay float: we measure what the precision does to reasoning, not kernel speed.
-    Returns {n_layers, n_weights, bits_per_weight_effective, seconds}. The effective bits count
-    one fp16 scale and one fp16 zero per group: bits + 32 / group_size, with group_size =
-    in_features for per-channel; averaged over the quantized weights. None for `base`.
+    RTN touches every Linear but the LM head (unless `-head`); GPTQ/Babai run block by block
+    over the transformer blocks on `calib` token ids; `ckpt:PATH` loads a GPTQ checkpoint's
+    quantized Linear weights into the model. Returns {n_layers, n_weights,
+    bits_per_weight_effective, seconds, ...}. The effective bits count one fp16 scale and one
+    fp16 zero per group: bits + 32 / group_size, with group_size = in_features for
+    per-channel; averaged over the quantized weights. None for `base`.
     """
     t0 = time.perf_counter()
     if spec.method == "base":
         return {"n_layers": 0, "n_weights": 0, "bits_per_weight_effective": None, "seconds": 0.0}
+    if spec.method == "ckpt":
+        from .checkpoint import load_gptq_into_
+
+        qcfg = load_gptq_into_(model, spec.path, quantized_only=True)
+        bits, group = int(qcfg["bits"]), int(qcfg.get("group_size", -1))
+        return {"n_layers": None, "n_weights": None, "checkpoint": spec.path, "quantize_config": qcfg,
+                "bits_per_weight_effective": bits + (32 / group if group > 0 else 0.0),
+                "seconds": time.perf_counter() - t0}
+    if spec.needs_calibration:
+        return _quantize_hessian_(model, spec, calib, on_block, t0)
     if spec.method != "rtn":
         raise UserError(f"variant {spec.name!r}: method {spec.method!r} cannot be applied in place")
     assert spec.bits is not None and spec.group_size is not None
@@ -161,6 +221,34 @@ def quantize_model_(model: nn.Module, spec: VariantSpec) -> dict:
         "n_weights": n_weights,
         "bits_per_weight_effective": total_bits / n_weights if n_weights else None,
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def _quantize_hessian_(model, spec: VariantSpec, calib, on_block, t0: float) -> dict:
+    """GPTQ / Babai through the sequential block-wise driver."""
+    from .gptq import GPTQConfig
+    from .methods import SOLVERS
+    from .sequential import quantize_sequential_
+
+    if calib is None:
+        raise UserError(f"variant {spec.name!r} needs calibration data")
+    cfg = GPTQConfig(bits=spec.bits, group_size=spec.group_size, sym=spec.sym, order=spec.order)
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear) and spec.group_size and mod.in_features % spec.group_size:
+            raise UserError(
+                f"variant {spec.name!r}: group size {spec.group_size} does not divide "
+                f"in_features={mod.in_features} of layer {name!r}; pick a divisor or g0 (per channel)"
+            )
+    solve = SOLVERS[spec.method]
+    layers = quantize_sequential_(model, calib, lambda W, H, _name: solve(W, H, cfg), on_block=on_block)
+    n_weights = sum(r.codes.numel() for r in layers.values())
+    total_bits = sum(r.codes.numel() * (spec.bits + 32 / (spec.group_size or r.codes.shape[1])) for r in layers.values())
+    return {
+        "n_layers": len(layers), "n_weights": n_weights,
+        "bits_per_weight_effective": total_bits / n_weights if n_weights else None,
+        "proxy_loss": float(sum(r.proxy_loss for r in layers.values())),
+        "calib_shape": list(calib.shape), "order": spec.order,
+        "seconds": time.perf_counter() - t0, "layers": layers,
     }
 
 

@@ -4,14 +4,17 @@ One layout is read by AutoGPTQ, GPTQModel, transformers (through optimum + gptqm
 SGLang. What we write and read, and where each fact was read:
 
 Per quantized Linear `<name>` (in = in_features, out = out_features, G = number of groups):
-- `<name>.qweight` int32 [in * bits / 32, out]: codes packed along the INPUT dim; word k of
-  column j holds input rows 32k/bits... of output j. AutoGPTQ `qlinear_cuda_old.QuantLinear`
-  (buffer shapes, `pack`), GPTQModel `PackableQuantLinear.pack` / `dequantize_weight`, vLLM
-  `GPTQLinearMethod.create_weights` (`packed_dim: 0`).
+- `<name>.qweight` int32 [in * bits / 32, out]: codes packed along the INPUT dim, column j
+  holding output row j (for 4 bits word k holds codes[j, 8k + i] << 4i). AutoGPTQ
+  `qlinear_cuda_old.QuantLinear` (buffer shapes, `pack`), GPTQModel
+  `PackableQuantLinear.pack` / `dequantize_weight`, vLLM `GPTQLinearMethod.create_weights`
+  (`packed_dim: 0`).
 - `<name>.qzeros` int32 [G, out * bits / 32]: zero points packed along the OUTPUT dim (same
   sources; vLLM `packed_dim: 1`).
-- `<name>.scales` float16 [G, out]; `<name>.g_idx` int32 [in], the group of each input
-  column (`i // group_size` without act-order); `<name>.bias` float16 if the Linear has one.
+- `<name>.scales` float16 [G, out] (so export -> import is exact only for scales already
+  representable in float16, as gptq.py makes them); `<name>.g_idx` int32 [in], the group of
+  each input column (`i // group_size` without act-order); `<name>.bias` float16 if any.
+- every other tensor in float16; a tied LM head is not stored (loaders re-tie it).
 - dequant: W[j, i] = scales[g_idx[i], j] * (q[i, j] - zero[g_idx[i], j]) (GPTQModel
   `dequantize_weight`, vLLM's torch fallback), transposed to the Linear's [out, in].
 
@@ -32,7 +35,7 @@ Zero points, `checkpoint_format`:
   two (`convert_gptq_v1_to_v2_format_module` adds 1 per field: 0x11111111 for 4 bits, ...);
   vLLM's `gptq_gemm(..., use_v2_format)` uses zero_offset 1 for v1 and 0 for v2.
 
-Config (GPTQModel `QuantizeConfig.to_dict` / `from_pretrained`, AutoGPTQ `BaseQuantizeConfig`,
+Config (GPTQModel `QuantizeConfig.to_dict` / `from_pretrained`, SGLang `GPTQConfig.from_config`,
 transformers `GPTQConfig`, vLLM `GPTQConfig.from_config`): `quantize_config.json` holds bits,
 group_size (-1 = one group per output channel), desc_act (act-order: g_idx is a permuted
 grouping), sym, damp_percent, true_sequential, static_groups, lm_head, quant_method "gptq",
@@ -243,8 +246,8 @@ def _pack_layer(
     if not desc_act and not torch.equal(g_idx, default_g):
         raise ValueError(f"layer {name!r}: g_idx is not i // group_size; act-order needs desc_act=True")
     scales16 = scales.detach().to("cpu", torch.float16)
-    if not torch.isfinite(scales16).all():
-        raise ValueError(f"layer {name!r}: a scale overflows float16")
+    if not torch.isfinite(scales16).all() or ((scales16 == 0) & (scales != 0)).any():
+        raise ValueError(f"layer {name!r}: a scale overflows or underflows float16")
     try:
         tensors = {
             f"{name}.qweight": pack_qweight(codes.detach().cpu(), bits),
@@ -284,6 +287,8 @@ def export_gptq(
     _check_bits(bits)
     if checkpoint_format not in _FORMATS:
         raise ValueError(f"checkpoint_format must be one of {_FORMATS}, got {checkpoint_format!r}")
+    if not 0 < damp_percent < 1:
+        raise ValueError(f"damp_percent must be in (0, 1) (transformers' GPTQConfig), got {damp_percent}")
     modules = dict(model.named_modules())
     for name in layers:
         if not isinstance(modules.get(name), nn.Linear):
@@ -306,12 +311,9 @@ def export_gptq(
         t = t.detach().to("cpu")
         tensors[key] = (t.to(torch.float16) if t.is_floating_point() else t).contiguous()
 
-    head = None
     get_out = getattr(model, "get_output_embeddings", None)
     head_mod = get_out() if callable(get_out) else None
-    for name, mod in modules.items():
-        if head_mod is not None and mod is head_mod:
-            head = name
+    head = next((name for name, mod in modules.items() if head_mod is not None and mod is head_mod), None)
     gs = group_size if group_size > 0 else -1
     qcfg = {
         "bits": bits,
@@ -423,6 +425,8 @@ def _import(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, set[str]]:
         if qweight.dim() != 2 or qweight.shape[0] * 32 % bits:
             raise UserError(f"{f}: {p}.qweight has shape {tuple(qweight.shape)}, not [in*{bits}/32, out]")
         in_f, out_f = qweight.shape[0] * 32 // bits, qweight.shape[1]
+        if out_f % 32:
+            raise UserError(f"{f}: {p}.qweight has out_features={out_f}, not a multiple of 32 as GPTQ packs")
         n_groups = _n_groups(in_f, group_size)
         g_idx = raw.get(f"{p}.g_idx")
         if g_idx is None:  # the oldest AutoGPTQ files have none: contiguous groups
@@ -433,7 +437,7 @@ def _import(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, set[str]]:
             "g_idx": (g_idx, (in_f,)),
         }
         for s, (t, shape) in expected.items():
-            if tuple(t.shape) != shape or out_f % 32:
+            if tuple(t.shape) != shape:
                 raise UserError(
                     f"{f}: {p}.{s} has shape {tuple(t.shape)}, expected {shape} for qweight "
                     f"{tuple(qweight.shape)} at bits={bits}, group_size={group_size} ({cfg_file.name}); "
@@ -444,6 +448,8 @@ def _import(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, set[str]]:
         out[f"{p}.weight"] = dequantize_packed(qweight, qzeros, scales, g_idx, bits, fmt)
     quant_keys = {f"{p}.{s}" for p in prefixes for s in _QUANT_SUFFIXES}
     for k, t in raw.items():
+        if k in out:
+            raise UserError(f"{origin[k]}: {k} is stored both packed and as a plain tensor")
         if k not in quant_keys:
             out[k] = t.float() if t.is_floating_point() else t
     return out, qcfg, set(prefixes)
@@ -456,13 +462,17 @@ def import_gptq(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 @torch.no_grad()
-def load_gptq_into_(model: nn.Module, path: str | Path) -> dict:
+def load_gptq_into_(model: nn.Module, path: str | Path, *, quantized_only: bool = False) -> dict:
     """Load a GPTQ checkpoint's dequantized weights into a same-architecture model, in place.
 
     Every tensor of the model must come from the checkpoint (a tied LM head may be absent; an
-    untied one in the checkpoint unties the model's). Returns the quantize config.
+    untied one in the checkpoint unties the model's). With `quantized_only`, only the quantized
+    Linear weights are loaded and the rest of the model is kept: that is how a `ckpt:PATH`
+    variant is compared with the base it was made from. Returns the quantize config.
     """
     state, qcfg, quantized = _import(path)
+    if quantized_only:
+        state = {k: v for k, v in state.items() if k.removesuffix(".weight") in quantized}
     d = Path(path)
     model_state = model.state_dict(keep_vars=True)
 
@@ -478,7 +488,7 @@ def load_gptq_into_(model: nn.Module, path: str | Path) -> dict:
 
     # The checkpoint may untie what the model ties (a quantized LM head): give it its own tensor.
     seen: dict[tuple, str] = {}
-    for k in state:
+    for k in [k for k in model_state if k in state]:  # model order: the embedding before the head
         t = model_state[k]
         key = _storage_key(t)
         if key in seen and isinstance(t, nn.Parameter):
@@ -493,7 +503,7 @@ def load_gptq_into_(model: nn.Module, path: str | Path) -> dict:
 
     loaded = {_storage_key(model_state[k]) for k in state}
     missing = sorted(k for k, t in model_state.items() if k not in state and _storage_key(t) not in loaded)
-    if missing:
+    if missing and not quantized_only:
         raise UserError(
             f"{d}: the checkpoint lacks {len(missing)} tensors this model needs, e.g. {missing[:3]} "
             f"(it has {len(quantized)} quantized layers); was it exported from this architecture?"

@@ -1,0 +1,363 @@
+"""GPTQ: quantize a Linear weight column by column, feeding each rounding error forward.
+
+For one layer with calibration inputs X [n, in] the loss of replacing W [out, in] by Q is
+
+    ||X Wᵀ − X Qᵀ||² · 2/n = tr((W − Q) H (W − Q)ᵀ),   H = 2 XᵀX / n     (`proxy_loss`)
+
+and the rows of W are independent given H, so every row is solved at once (vectorized).
+The algorithm (Frantar et al. 2022; reference code IST-DASLab/gptq `gptq.py`):
+
+ 1. dead columns (diag H = 0, an input that is always 0) get H_ii = 1 and w_i = 0;
+    damping adds `damp · mean(diag H)` to the diagonal so H is safely positive definite.
+ 2. permute the columns into the processing order (`order`: natural, act-order = decreasing
+    diag H, reverse, or min-pivot = the greedy pivoted-Cholesky basis walked from its end),
+    then U = upper Cholesky of H⁻¹ (H⁻¹ = Uᵀ U). Row j of U holds the optimal (OBS)
+    correction of the later columns when column j is fixed, and 1/U_jj² = Var(x_j | columns
+    after j): the loss of a unit error on j.
+ 3. for each column j: q_j = quant(w_j); err = (w_j − q_j) / U_jj; w_{j+1:} −= err · U_{j, j+1:}.
+ 4. lazy blocks: inside a block of `block_size` columns the updates run column by column;
+    the columns after the block receive the block's summed update as one matmul. Same
+    arithmetic, far fewer passes over W.
+
+Quantization grid (the RTN convention of `rtn.py`): codes z in [0, 2^bits − 1], an integer
+zero point per group, q = scale · (z − zero). Scales are rounded to float16 *before* they are
+used, so a GPTQ checkpoint that stores fp16 scales reproduces `dequant` bit for bit.
+Everything is computed in float64 (a 4864² Cholesky takes about a second on 2 CPU cores).
+
+Groups of `group_size` input columns share a scale and zero point:
+- group_size 0: one group per output row, from the (dead-zeroed) original W, fixed up front.
+- static_groups: groups are consecutive ORIGINAL columns (g_idx[i] = i // group_size), their
+  parameters computed up front from the original W, whatever the processing order.
+- otherwise (dynamic, as in the reference): groups are consecutive columns in PROCESSING order
+  (g_idx[perm[j]] = j // group_size), and a group's parameters are computed from the current,
+  error-updated weights when its first column is reached.
+
+`babai.py` shows the same loop is Babai's nearest-plane algorithm run on the reversed order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+ORDERS = ("natural", "act-order", "reverse", "min-pivot")
+MSE_SHRINKS = tuple(1 - i / 100 for i in range(21))  # range shrink factors 1.00, 0.99, ..., 0.80
+MSE_NORM = 2.4  # error exponent of the clipping search, as in the reference `find_params`
+FP16_MIN, FP16_MAX = 2.0**-24, 65504.0  # smallest positive (subnormal) and largest float16
+
+
+@dataclass(frozen=True)
+class GPTQConfig:
+    """Every knob of GPTQ (and Babai) in one validated place; errors name the field and range."""
+
+    bits: int = 4  # 2..8; codes in [0, 2^bits - 1]
+    group_size: int = 128  # 0 = one group per output row (per channel); else must divide in_features
+    sym: bool = True  # symmetric grid (zero = 2^(bits-1)) or asymmetric (0 exactly representable)
+    order: str = "natural"  # natural | act-order | reverse | min-pivot (see column_order)
+    static_groups: bool = False  # groups on original columns, parameters from the original W
+    block_size: int = 128  # lazy-update block; changes speed only, never the result
+    damp: float = 0.01  # fraction of mean(diag H) added to the diagonal
+    mse: bool = False  # search range shrink factors for the lowest |w - q|^2.4 error per group
+    clip: bool = True  # clamp codes into [0, 2^bits - 1]; False = unbounded grid (theory tests)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bits, int) or not 2 <= self.bits <= 8:
+            raise ValueError(f"bits must be an integer in 2..8, got {self.bits!r}")
+        if not isinstance(self.group_size, int) or self.group_size < 0:
+            raise ValueError(f"group_size must be an integer >= 0 (0 = per channel), got {self.group_size!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {self.order!r}")
+        if not isinstance(self.block_size, int) or self.block_size < 1:
+            raise ValueError(f"block_size must be an integer >= 1, got {self.block_size!r}")
+        if not (isinstance(self.damp, (int, float)) and math.isfinite(self.damp) and self.damp >= 0):
+            raise ValueError(f"damp must be a finite number >= 0 (fraction of mean diag H), got {self.damp!r}")
+
+
+@dataclass
+class QuantizedLayer:
+    """A quantized weight plus everything a checkpoint writer or an error analysis needs."""
+
+    codes: torch.Tensor  # [out, in] int32, original column order
+    scales: torch.Tensor  # [out, n_groups] float32, exactly representable in float16
+    zeros: torch.Tensor  # [out, n_groups] int32
+    g_idx: torch.Tensor  # [in] int32, group of each input column (original order)
+    dequant: torch.Tensor  # [out, in] float32 = scales[:, g_idx] * (codes - zeros[:, g_idx])
+    perm: torch.Tensor  # [in] int64, processing order: perm[j] = original column handled j-th
+    proxy_loss: float  # tr((W - Q) H (W - Q)ᵀ) with the undamped H
+    bits: int
+    group_size: int
+    sym: bool
+    seconds: float
+
+
+class HessianAccumulator:
+    """Running H = 2·XᵀX/n over every input row a layer sees, fed batch by batch from a hook."""
+
+    def __init__(self, in_features: int, dtype: torch.dtype = torch.float64, device: str | None = None):
+        self.in_features = in_features
+        self.H = torch.zeros(in_features, in_features, dtype=dtype, device=device)  # [in, in]
+        self.nsamples = 0
+
+    def add_batch(self, x: torch.Tensor) -> None:
+        """Fold the rows of x [..., in_features] into H as a running mean (numerically tame)."""
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"expected inputs [..., {self.in_features}], got shape {tuple(x.shape)}")
+        x = x.reshape(-1, self.in_features).to(self.H)  # [rows, in]
+        rows = x.shape[0]
+        if rows == 0:
+            return
+        n = self.nsamples + rows
+        update = (x.T @ x) * (2 / n)  # this batch's share of 2·XᵀX/n
+        if not torch.isfinite(update).all():
+            raise ValueError("NaN in H: the batch has NaN/inf activations (H left unchanged)")
+        self.H *= self.nsamples / n
+        self.H += update
+        self.nsamples = n
+
+
+def proxy_loss(W: torch.Tensor, Q: torch.Tensor, H: torch.Tensor) -> float:
+    """tr((W − Q) H (W − Q)ᵀ) in float64: the layer-output error GPTQ minimizes."""
+    E = (W.double() - Q.double()).to(H.device)  # [out, in]
+    return float(((E @ H.double()) * E).sum())
+
+
+def round_scale_fp16(scale: torch.Tensor) -> torch.Tensor:
+    """Round scales to float16 (clamped into its range) so fp16 checkpoints reproduce our codes."""
+    return scale.clamp(FP16_MIN, FP16_MAX).half().to(scale.dtype)
+
+
+def quantize(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, maxq: int, clip: bool) -> torch.Tensor:
+    """Integer codes (as floats) of x on the grid scale·(z − zero); clamped to [0, maxq] if clip."""
+    z = torch.round(x / scale) + zero
+    return z.clamp(0, maxq) if clip else z
+
+
+def _grid(xmin: torch.Tensor, xmax: torch.Tensor, bits: int, sym: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero point covering [xmin, xmax] (the RTN rule), scale rounded to fp16."""
+    maxq = 2**bits - 1
+    scale = (xmax - xmin) / maxq
+    scale = round_scale_fp16(torch.where(scale == 0, torch.ones_like(scale), scale))
+    if sym:
+        zero = torch.full_like(scale, 2 ** (bits - 1))
+    else:
+        zero = torch.round(-xmin / scale).clamp(0, maxq)
+    return scale, zero
+
+
+def find_params(
+    x: torch.Tensor, bits: int, sym: bool, mse: bool = False, clip: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero of each row of a group x [rows, g]: the RTN range, optionally MSE-shrunk."""
+    zero_t = x.new_zeros(())
+    xmin = torch.minimum(x.amin(dim=1), zero_t)  # [rows]
+    xmax = torch.maximum(x.amax(dim=1), zero_t)
+    if sym:
+        xmax = torch.maximum(xmax, -xmin)
+        xmin = -xmax
+    scale, zero = _grid(xmin, xmax, bits, sym)
+    if mse:  # shrink the range by p and keep the p with the lowest |w - q|^2.4 (ties keep p = 1)
+        maxq = 2**bits - 1
+        best = torch.full_like(scale, math.inf)
+        for p in MSE_SHRINKS:
+            s, z = _grid(p * xmin, p * xmax, bits, sym)
+            q = s[:, None] * (quantize(x, s[:, None], z[:, None], maxq, clip) - z[:, None])
+            err = (x - q).abs().pow(MSE_NORM).sum(dim=1)
+            better = err < best
+            best = torch.where(better, err, best)
+            scale, zero = torch.where(better, s, scale), torch.where(better, z, zero)
+    return scale, zero
+
+
+def column_order(H: torch.Tensor, order: str) -> torch.Tensor:
+    """The column sequence an order name stands for: perm [in], perm[j] = j-th column.
+
+    GPTQ processes natural / act-order / reverse as given. min-pivot is a lattice-basis order
+    (the greedy pivoted-Cholesky sequence, see `min_pivot_order`); Babai uses every sequence as
+    its basis, and GPTQ walks the min-pivot basis from its last pivot to its first.
+    """
+    n = H.shape[0]
+    if order == "natural":
+        return torch.arange(n, device=H.device)
+    if order == "reverse":
+        return torch.arange(n - 1, -1, -1, device=H.device)
+    if order == "act-order":  # largest diag(H) (largest input energy) first, ties by index
+        return torch.argsort(torch.diagonal(H), descending=True, stable=True)
+    if order == "min-pivot":
+        return min_pivot_order(H)
+    raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
+
+
+def min_pivot_order(H: torch.Tensor) -> torch.Tensor:
+    """Greedy order: next, the column with the smallest variance given the ones already chosen.
+
+    With x ~ N(0, H), the Schur complement d_j = H_jj − H_jC H_CC⁻¹ H_Cj = Var(x_j | x_C) is
+    what is left of column j once the chosen columns C are known; it is the square of the
+    pivot r_jj a Cholesky factorization H = Rᵀ R would get with j placed right after C. So this
+    is pivoted Cholesky taking the *smallest* pivot each step (O(in³), a matvec per step).
+
+    Lattice intuition (babai.py): with the columns in this order as a lattice basis, the
+    Gram–Schmidt lengths are s_j·r_jj, and Babai's nearest-plane error is at most
+    (1/4)·Σ s_j² r_jj². The product Π r_jj² = det H is the same for every order, but the sum is
+    not: for two columns it is a + b − c²/(first diagonal), smallest when the smaller diagonal
+    goes first. Taking the smallest pivot each step greedily minimizes that bound (for equal
+    scales), and leaves the long Gram–Schmidt vectors at the end of the basis, where nearest
+    plane decides first. GPTQ is nearest plane on its processing order reversed, so GPTQ's
+    min-pivot processes this sequence from the END: that puts the best-predicted columns
+    (small Var(x_j | the rest)) last, where their errors are cheapest. Processing it from the
+    front instead measured worse than natural order, at times worse than RTN.
+    """
+    n = H.shape[0]
+    d = torch.diagonal(H).clone()  # Var(x_j | chosen), updated as columns are chosen
+    Rt = H.new_zeros(n, n)  # row k = k-th row of the pivoted factor R (in original column indices)
+    chosen = torch.zeros(n, dtype=torch.bool, device=H.device)
+    perm = torch.empty(n, dtype=torch.long, device=H.device)
+    for k in range(n):
+        p = int(torch.argmin(d.masked_fill(chosen, math.inf)))
+        if not d[p] > 0:
+            raise ValueError("H is not positive definite: a Schur complement vanished; increase damp")
+        Rt[k] = (H[p] - Rt[:k, p] @ Rt[:k]) / d[p].sqrt()  # R_k· = new pivot row
+        d -= Rt[k] ** 2  # condition every column on the new one
+        chosen[p] = True
+        perm[k] = p
+    return perm
+
+
+def prepare_problem(
+    W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Checked float64 copies: (W with dead columns zeroed, H fixed and damped, H as given)."""
+    if W.dim() != 2:
+        raise ValueError(f"expected a 2-D weight [out_features, in_features], got shape {tuple(W.shape)}")
+    n = W.shape[1]
+    if tuple(H.shape) != (n, n):
+        raise ValueError(f"H must be [{n}, {n}] for a weight with in_features={n}, got {tuple(H.shape)}")
+    if cfg.group_size and n % cfg.group_size:
+        raise ValueError(f"group_size={cfg.group_size} does not divide in_features={n}")
+    H_raw = H.detach().to(device=W.device, dtype=torch.float64)
+    if not torch.isfinite(H_raw).all():
+        raise ValueError("NaN in H: the Hessian has NaN/inf entries")
+    if not torch.isfinite(W).all():
+        raise ValueError("W has NaN/inf entries")
+    W = W.detach().to(torch.float64).clone()
+    H = H_raw.clone()
+    dead = torch.diagonal(H) == 0  # inputs that are always zero: their weights never matter
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    H.diagonal().add_(cfg.damp * torch.diagonal(H).mean())
+    return W, H, H_raw
+
+
+def group_plan(
+    W: torch.Tensor, proc: torch.Tensor, cfg: GPTQConfig
+) -> tuple[list[int], torch.Tensor, torch.Tensor, bool]:
+    """Group of each processing step, and the up-front scales/zeros when they are fixed.
+
+    Returns (gid, scales, zeros, dynamic): gid[j] = group of the column handled j-th;
+    scales/zeros [out, n_groups] (filled later, group by group, when dynamic).
+    """
+    out_f, n = W.shape
+    g = cfg.group_size
+    if g == 0:  # per channel: one group, parameters from the whole original row
+        scale, zero = find_params(W, cfg.bits, cfg.sym, cfg.mse, cfg.clip)
+        return [0] * n, scale[:, None], zero[:, None], False
+    if cfg.static_groups:  # groups of original columns, parameters from the original W
+        groups = W.reshape(out_f, n // g, g).transpose(0, 1).reshape(-1, g)  # [n_groups*out, g]
+        scale, zero = find_params(groups, cfg.bits, cfg.sym, cfg.mse, cfg.clip)
+        gid = (proc // g).tolist()
+        return gid, scale.reshape(n // g, out_f).T.contiguous(), zero.reshape(n // g, out_f).T.contiguous(), False
+    empty = W.new_zeros(out_f, n // g)
+    return [j // g for j in range(n)], empty, empty.clone(), True
+
+
+def finish_layer(
+    Z: torch.Tensor,
+    proc: torch.Tensor,
+    gid: list[int],
+    scales: torch.Tensor,
+    zeros: torch.Tensor,
+    W_orig: torch.Tensor,
+    H_raw: torch.Tensor,
+    cfg: GPTQConfig,
+    t0: float,
+) -> QuantizedLayer:
+    """Codes Z [out, in] in processing order -> a QuantizedLayer in original column order."""
+    n = Z.shape[1]
+    inv = torch.argsort(proc)
+    codes = Z[:, inv].to(torch.int32)
+    g_idx = torch.empty(n, dtype=torch.int32, device=Z.device)
+    g_idx[proc] = torch.tensor(gid, dtype=torch.int32, device=Z.device)
+    scales32, zeros32 = scales.float(), zeros.to(torch.int32)
+    gl = g_idx.long()
+    dequant = scales32[:, gl] * (codes - zeros32[:, gl]).float()
+    return QuantizedLayer(
+        codes=codes,
+        scales=scales32,
+        zeros=zeros32,
+        g_idx=g_idx,
+        dequant=dequant,
+        perm=proc.to(torch.int64),
+        proxy_loss=proxy_loss(W_orig, dequant, H_raw),
+        bits=cfg.bits,
+        group_size=cfg.group_size,
+        sym=cfg.sym,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def inverse_cholesky_upper(H: torch.Tensor) -> torch.Tensor:
+    """U upper triangular with H⁻¹ = Uᵀ U, without forming H⁻¹.
+
+    Cholesky of the index-reversed H, reversed back, gives H = M Mᵀ with M upper; then
+    U = M⁻¹ (upper) satisfies Uᵀ U = (M Mᵀ)⁻¹ = H⁻¹. Same U as cholesky(H⁻¹, upper=True),
+    several times faster in float64 on CPU.
+    """
+    rev = torch.arange(H.shape[0] - 1, -1, -1, device=H.device)
+    L, info = torch.linalg.cholesky_ex(H[rev][:, rev])
+    if int(info) != 0:
+        raise ValueError("H is not positive definite after damping; increase damp")
+    M = L[rev][:, rev]  # upper, H = M Mᵀ
+    return torch.linalg.solve_triangular(M, torch.eye(H.shape[0], dtype=H.dtype, device=H.device), upper=True)
+
+
+@torch.no_grad()
+def gptq_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> QuantizedLayer:
+    """Quantize W [out, in] to minimize tr((W−Q) H (W−Q)ᵀ): GPTQ with lazy block updates."""
+    t0 = time.perf_counter()
+    W_orig = W
+    W, H, H_raw = prepare_problem(W, H, cfg)
+    out_f, n = W.shape
+    maxq = 2**cfg.bits - 1
+    perm = column_order(H, cfg.order)  # processing order
+    if cfg.order == "min-pivot":  # a basis order: GPTQ walks the basis last to first (babai.py)
+        perm = perm.flip(0)
+    gid, scales, zeros, dynamic = group_plan(W, perm, cfg)
+    g = cfg.group_size
+
+    W = W[:, perm]  # [out, n] processing order; updated in place as errors are fed forward
+    U = inverse_cholesky_upper(H[perm][:, perm])  # [n, n], H⁻¹ = Uᵀ U
+    Z = torch.empty_like(W)  # integer codes (as float64), processing order
+
+    for i1 in range(0, n, cfg.block_size):
+        i2 = min(i1 + cfg.block_size, n)
+        W1 = W[:, i1:i2]  # view: this block's columns, kept current column by column
+        Err1 = W.new_zeros(out_f, i2 - i1)  # scaled errors err_j of the block, for the lazy update
+        for i in range(i2 - i1):
+            j = i1 + i
+            if dynamic and j % g == 0:  # a group starts: parameters from its current weights
+                cur = W1[:, i : i + g]
+                if j + g > i2:  # group runs past the block: add the block's pending update
+                    ahead = W[:, i2 : j + g] - Err1[:, :i] @ U[i1:j, i2 : j + g]
+                    cur = torch.cat([cur, ahead], dim=1)
+                scales[:, j // g], zeros[:, j // g] = find_params(cur, cfg.bits, cfg.sym, cfg.mse, cfg.clip)
+            s, z0 = scales[:, gid[j]], zeros[:, gid[j]]  # [out]
+            w = W1[:, i]
+            Z[:, j] = quantize(w, s, z0, maxq, cfg.clip)
+            err = (w - s * (Z[:, j] - z0)) / U[j, j]
+            W1[:, i + 1 :] -= err[:, None] * U[j, j + 1 : i2][None, :]  # OBS update inside block
+            Err1[:, i] = err
+        W[:, i2:] -= Err1 @ U[i1:i2, i2:]  # lazy update of everything after the block
+
+    return finish_layer(Z, perm, gid, scales, zeros, W_orig, H_raw, cfg, t0)
