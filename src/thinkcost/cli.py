@@ -47,6 +47,9 @@ def run(
     dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
+    calib_samples: Annotated[int | None, typer.Option(help="GPTQ/Babai calibration windows")] = None,
+    calib_seq_len: Annotated[int | None, typer.Option(help="tokens per calibration window")] = None,
+    calib_file: Annotated[Path | None, typer.Option(help="text/JSONL calibration data")] = None,
 ) -> None:
     """Evaluate a model and its variants; resumes from the store if interrupted."""
     from .report.table import rich_table
@@ -68,6 +71,9 @@ def run(
         dtype=dtype,
         device=device,
         name=name,
+        calib_samples=calib_samples,
+        calib_seq_len=calib_seq_len,
+        calib_file=calib_file,
     )
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_spec(spec, console)
@@ -109,7 +115,9 @@ def report(
 @app.command()
 def quantize(
     out: Annotated[Path, typer.Option("-o", "--out", help="checkpoint directory to write")],
-    model: Annotated[str, typer.Option(help="packaged name, local .gguf, local dir, or hub id")] = "qwen2.5-coder-0.5b",
+    model: Annotated[
+        str, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
+    ] = "qwen2.5-coder-0.5b",
     method: Annotated[str, typer.Option(help="rtn, gptq or babai")] = "gptq",
     bits: Annotated[int, typer.Option(help="2..8")] = 4,
     group_size: Annotated[int, typer.Option(help="columns per scale; 0 = per output channel")] = 128,
@@ -126,14 +134,25 @@ def quantize(
     from .quantize import QuantizeJob, run_quantize
 
     job = QuantizeJob(
-        model=model, method=method, bits=bits, group_size=group_size, out=out, sym=not asym, order=order,
-        calib_samples=calib, calib_seq_len=seq_len, calib_file=calib_file, seed=seed,
+        model=model,
+        method=method,
+        bits=bits,
+        group_size=group_size,
+        out=out,
+        sym=not asym,
+        order=order,
+        calib_samples=calib,
+        calib_seq_len=seq_len,
+        calib_file=calib_file,
+        seed=seed,
     )
     log = run_quantize(job, console)
     t = Table("layer", "shape", "proxy loss", "seconds", title=f"{method} w{bits}g{group_size} ({order})")
     for r in log:
         t.add_row(r["layer"], r["shape"], f"{r['proxy_loss']:.4g}", f"{r['seconds']:.2f}")
-    t.add_row("total", "", f"{sum(r['proxy_loss'] for r in log):.4g}", f"{sum(r['seconds'] for r in log):.1f}")
+    t.add_row(
+        "total", "", f"{sum(r['proxy_loss'] for r in log):.4g}", f"{sum(r['seconds'] for r in log):.1f}"
+    )
     console.print(t)
     console.print(f"checkpoint: {out}  (use it as variant ckpt:{out})")
 
@@ -197,11 +216,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted: finished generations are in the store; rerun to resume")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
+    except Exception as e:
+        # click usage errors (typer may vendor its own click, so match by shape, not by class)
+        show = getattr(e, "show", None)
+        if callable(show) and isinstance(getattr(e, "exit_code", None), int):
+            show()
             sys.exit(e.exit_code)
         raise
 

@@ -42,9 +42,18 @@ class QuantizeJob:
         if not 2 <= self.bits <= 8:
             raise UserError(f"--bits: expected 2..8, got {self.bits}")
         if self.group_size < 0:
-            raise UserError(f"--group-size: expected 0 (per channel) or a positive divisor, got {self.group_size}")
+            raise UserError(
+                f"--group-size: expected 0 (per channel) or a positive divisor, got {self.group_size}"
+            )
         if self.out.exists() and any(self.out.iterdir()):
             raise UserError(f"-o {str(self.out)!r} exists and is not empty; choose a new directory")
+
+
+def _contiguous(g_idx, group_size: int) -> bool:
+    import torch
+
+    n = g_idx.numel()
+    return bool(torch.equal(g_idx.long(), torch.arange(n) // (group_size or n)))
 
 
 def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
@@ -61,10 +70,17 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     source = resolve_model(job.model)
     with console.status(f"loading {job.model}"):
         model, tok = load_hf(source, dtype=job.dtype)
-    spec = build_spec({}, {
-        "model": job.model, "task": job.task, "seed": job.seed, "calib_samples": job.calib_samples,
-        "calib_seq_len": job.calib_seq_len, "calib_file": job.calib_file,
-    })
+    spec = build_spec(
+        {},
+        {
+            "model": job.model,
+            "task": job.task,
+            "seed": job.seed,
+            "calib_samples": job.calib_samples,
+            "calib_seq_len": job.calib_seq_len,
+            "calib_file": job.calib_file,
+        },
+    )
     from .runner import build_calibration
 
     calib = build_calibration(spec, get_task(job.task), tok)
@@ -75,8 +91,14 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     def solver(W, H, name):
         t = time.perf_counter()
         res = solve(W, H, cfg)
-        log.append({"layer": name, "shape": f"{W.shape[0]}x{W.shape[1]}", "proxy_loss": float(res.proxy_loss),
-                    "seconds": time.perf_counter() - t})
+        log.append(
+            {
+                "layer": name,
+                "shape": f"{W.shape[0]}x{W.shape[1]}",
+                "proxy_loss": float(res.proxy_loss),
+                "seconds": time.perf_counter() - t,
+            }
+        )
         return res
 
     t0 = time.perf_counter()
@@ -84,14 +106,31 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     with Progress(*columns, console=console) as progress:
         from .quant.sequential import decoder_blocks
 
-        bar = progress.add_task(f"{job.method} w{job.bits}g{job.group_size}", total=len(decoder_blocks(model)[1]))
-        layers = quantize_sequential_(model, calib, solver, on_block=lambda i, n: progress.update(bar, completed=i))
+        bar = progress.add_task(
+            f"{job.method} w{job.bits}g{job.group_size}", total=len(decoder_blocks(model)[1])
+        )
+        layers = quantize_sequential_(
+            model, calib, solver, on_block=lambda i, n: progress.update(bar, completed=i)
+        )
     total_s = time.perf_counter() - t0
     export_gptq(
-        model, layers, job.out, bits=job.bits, group_size=job.group_size, sym=job.sym,
-        desc_act=job.order == "act-order", tokenizer=tok,
-        meta={"method": job.method, "order": job.order, "calib": list(calib.shape), "seconds": total_s,
-              "model": job.model, "proxy_loss_total": sum(r["proxy_loss"] for r in log)},
+        model,
+        layers,
+        job.out,
+        bits=job.bits,
+        group_size=job.group_size,
+        sym=job.sym,
+        # any grouping that is not "consecutive columns" must ship g_idx as act-order does
+        desc_act=any(not _contiguous(r.g_idx, job.group_size) for r in layers.values()),
+        tokenizer=tok,
+        meta={
+            "method": job.method,
+            "order": job.order,
+            "calib": list(calib.shape),
+            "seconds": total_s,
+            "model": job.model,
+            "proxy_loss_total": sum(r["proxy_loss"] for r in log),
+        },
     )
     with open(job.out / "quant_log.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["layer", "shape", "proxy_loss", "seconds"])

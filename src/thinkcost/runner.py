@@ -120,7 +120,9 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
             vspec = parse_variant(variant)
             progress.update(bar, description=f"{variant:>14} (quantizing)")
             qinfo = quantize_model_(
-                model, vspec, calib,
+                model,
+                vspec,
+                calib,
                 on_block=lambda i, k, v=variant: progress.update(bar, description=f"{v:>14} (block {i}/{k})"),
             )
             progress.update(bar, description=f"{variant:>14}")

@@ -16,8 +16,13 @@ from thinkcost.quant.sequential import quantize_sequential_
 def _tiny(seed: int = 0):
     torch.manual_seed(seed)
     cfg = transformers.Qwen2Config(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=256, tie_word_embeddings=True,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=256,
+        tie_word_embeddings=True,
     )
     return transformers.Qwen2ForCausalLM(cfg).eval()
 
@@ -38,7 +43,9 @@ def _recording_solver(seen: dict):
 
 def _inputs_to(model, module_name: str, calib: torch.Tensor) -> torch.Tensor:
     got = []
-    h = model.get_submodule(module_name).register_forward_hook(lambda _m, inp, _o: got.append(inp[0].detach()))
+    h = model.get_submodule(module_name).register_forward_hook(
+        lambda _m, inp, _o: got.append(inp[0].detach())
+    )
     with torch.inference_mode():
         model(input_ids=calib, use_cache=False)
     h.remove()

@@ -245,3 +245,22 @@ class HFEngine:
 
     def close(self) -> None:
         self.model = None
+
+
+def save_hf(model, tokenizer, out_dir) -> None:
+    """Write a float model as a plain transformers dir. A GGUF-loaded model refuses
+    `save_pretrained`, so build a fresh one from its config (minus the GGUF quantization
+    flag) and copy the weights in."""
+    import copy
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
+    fresh.load_state_dict(model.state_dict())
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    fresh.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

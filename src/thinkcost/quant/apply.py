@@ -79,11 +79,18 @@ def _wg(m: re.Match[str]) -> tuple[int, int]:
 def _gptq(name: str, m: re.Match[str]) -> VariantSpec:
     bits, group = _wg(m)
     order = "act-order" if m["act"] else "natural"
-    return VariantSpec(name=name, method="gptq", bits=bits, group_size=group, sym=m["asym"] is None, order=order)
+    return VariantSpec(
+        name=name, method="gptq", bits=bits, group_size=group, sym=m["asym"] is None, order=order
+    )
 
 
-_ORDERS = {"natural": "natural", "act": "act-order", "act-order": "act-order", "reverse": "reverse",
-           "min-pivot": "min-pivot"}
+_ORDERS = {
+    "natural": "natural",
+    "act": "act-order",
+    "act-order": "act-order",
+    "reverse": "reverse",
+    "min-pivot": "min-pivot",
+}
 
 
 def _babai(name: str, m: re.Match[str]) -> VariantSpec:
@@ -91,7 +98,9 @@ def _babai(name: str, m: re.Match[str]) -> VariantSpec:
     order = _ORDERS.get(m["order"] or "natural")
     if order is None:
         raise ValueError(f"order must be one of {', '.join(sorted(set(_ORDERS)))}")
-    return VariantSpec(name=name, method="babai", bits=bits, group_size=group, sym=m["asym"] is None, order=order)
+    return VariantSpec(
+        name=name, method="babai", bits=bits, group_size=group, sym=m["asym"] is None, order=order
+    )
 
 
 def _ckpt(name: str, m: re.Match[str]) -> VariantSpec:
@@ -99,10 +108,16 @@ def _ckpt(name: str, m: re.Match[str]) -> VariantSpec:
 
 
 _VARIANTS += [
-    (re.compile(r"gptq-w(?P<bits>\d+)g(?P<group>\d+)(?P<act>-act)?(?P<asym>-asym)?"), _gptq,
-     "gptq-w{bits}g{group}[-act][-asym]"),
-    (re.compile(r"babai-w(?P<bits>\d+)g(?P<group>\d+)(?:-(?P<order>[a-z-]+?))?(?P<asym>-asym)?"), _babai,
-     "babai-w{bits}g{group}[-natural|-act|-reverse|-min-pivot][-asym]"),
+    (
+        re.compile(r"gptq-w(?P<bits>\d+)g(?P<group>\d+)(?P<act>-act)?(?P<asym>-asym)?"),
+        _gptq,
+        "gptq-w{bits}g{group}[-act][-asym]",
+    ),
+    (
+        re.compile(r"babai-w(?P<bits>\d+)g(?P<group>\d+)(?:-(?P<order>[a-z-]+?))?(?P<asym>-asym)?"),
+        _babai,
+        "babai-w{bits}g{group}[-natural|-act|-reverse|-min-pivot][-asym]",
+    ),
     (re.compile(r"ckpt:(?P<path>.+)"), _ckpt, "ckpt:PATH"),
 ]
 
@@ -163,7 +178,9 @@ def _linears(model: nn.Module, spec: VariantSpec) -> list[tuple[str, nn.Linear]]
 
 @torch.no_grad()
 def quantize_model_(
-    model: nn.Module, spec: VariantSpec, calib: torch.Tensor | None = None,
+    model: nn.Module,
+    spec: VariantSpec,
+    calib: torch.Tensor | None = None,
     on_block: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Replace Linear weights by their quantized-then-dequantized values, in place.
@@ -184,9 +201,14 @@ def quantize_model_(
 
         qcfg = load_gptq_into_(model, spec.path, quantized_only=True)
         bits, group = int(qcfg["bits"]), int(qcfg.get("group_size", -1))
-        return {"n_layers": None, "n_weights": None, "checkpoint": spec.path, "quantize_config": qcfg,
-                "bits_per_weight_effective": bits + (32 / group if group > 0 else 0.0),
-                "seconds": time.perf_counter() - t0}
+        return {
+            "n_layers": None,
+            "n_weights": None,
+            "checkpoint": spec.path,
+            "quantize_config": qcfg,
+            "bits_per_weight_effective": bits + (32 / group if group > 0 else 0.0),
+            "seconds": time.perf_counter() - t0,
+        }
     if spec.needs_calibration:
         return _quantize_hessian_(model, spec, calib, on_block, t0)
     if spec.method != "rtn":
@@ -242,13 +264,18 @@ def _quantize_hessian_(model, spec: VariantSpec, calib, on_block, t0: float) -> 
     solve = SOLVERS[spec.method]
     layers = quantize_sequential_(model, calib, lambda W, H, _name: solve(W, H, cfg), on_block=on_block)
     n_weights = sum(r.codes.numel() for r in layers.values())
-    total_bits = sum(r.codes.numel() * (spec.bits + 32 / (spec.group_size or r.codes.shape[1])) for r in layers.values())
+    total_bits = sum(
+        r.codes.numel() * (spec.bits + 32 / (spec.group_size or r.codes.shape[1])) for r in layers.values()
+    )
     return {
-        "n_layers": len(layers), "n_weights": n_weights,
+        "n_layers": len(layers),
+        "n_weights": n_weights,
         "bits_per_weight_effective": total_bits / n_weights if n_weights else None,
         "proxy_loss": float(sum(r.proxy_loss for r in layers.values())),
-        "calib_shape": list(calib.shape), "order": spec.order,
-        "seconds": time.perf_counter() - t0, "layers": layers,
+        "calib_shape": list(calib.shape),
+        "order": spec.order,
+        "seconds": time.perf_counter() - t0,
+        "layers": layers,
     }
 
 

@@ -74,7 +74,7 @@ def babai_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> Quantiz
     t0 = time.perf_counter()
     W_orig = W
     W, H, H_raw = prepare_problem(W, H, cfg)
-    out_f, n = W.shape
+    n = W.shape[1]
     maxq = 2**cfg.bits - 1
     basis = column_order(H, cfg.order)  # basis[i] = original column of basis vector b_i
     proc = basis.flip(0)  # nearest plane decides the last basis vector first

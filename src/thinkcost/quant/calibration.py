@@ -22,7 +22,10 @@ CALIB_SEED_OFFSET = 1_000_003
 def texts_from_task(task, tokenizer, n_texts: int, seed: int) -> list[str]:
     """Task prompts, chat-templated, from a seed disjoint from the evaluation seed."""
     problems = task.problems(n_texts, seed + CALIB_SEED_OFFSET)
-    return [tokenizer.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in problems]
+    return [
+        tokenizer.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False)
+        for p in problems
+    ]
 
 
 def texts_from_file(path: str | Path) -> list[str]:

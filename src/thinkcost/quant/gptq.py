@@ -73,7 +73,9 @@ class GPTQConfig:
         if not isinstance(self.block_size, int) or self.block_size < 1:
             raise ValueError(f"block_size must be an integer >= 1, got {self.block_size!r}")
         if not (isinstance(self.damp, (int, float)) and math.isfinite(self.damp) and self.damp >= 0):
-            raise ValueError(f"damp must be a finite number >= 0 (fraction of mean diag H), got {self.damp!r}")
+            raise ValueError(
+                f"damp must be a finite number >= 0 (fraction of mean diag H), got {self.damp!r}"
+            )
 
 
 @dataclass
@@ -140,10 +142,7 @@ def _grid(xmin: torch.Tensor, xmax: torch.Tensor, bits: int, sym: bool) -> tuple
     maxq = 2**bits - 1
     scale = (xmax - xmin) / maxq
     scale = round_scale_fp16(torch.where(scale == 0, torch.ones_like(scale), scale))
-    if sym:
-        zero = torch.full_like(scale, 2 ** (bits - 1))
-    else:
-        zero = torch.round(-xmin / scale).clamp(0, maxq)
+    zero = torch.full_like(scale, 2 ** (bits - 1)) if sym else torch.round(-xmin / scale).clamp(0, maxq)
     return scale, zero
 
 
@@ -205,9 +204,10 @@ def min_pivot_order(H: torch.Tensor) -> torch.Tensor:
     goes first. Taking the smallest pivot each step greedily minimizes that bound (for equal
     scales), and leaves the long Gram–Schmidt vectors at the end of the basis, where nearest
     plane decides first. GPTQ is nearest plane on its processing order reversed, so GPTQ's
-    min-pivot processes this sequence from the END: that puts the best-predicted columns
-    (small Var(x_j | the rest)) last, where their errors are cheapest. Processing it from the
-    front instead measured worse than natural order, at times worse than RTN.
+    min-pivot processes this sequence from the END: GPTQ weighs the error of the column it
+    handles k-th by Var(x_k | columns handled after k), and walking backwards makes those
+    weights exactly the greedy minimal pivots. Processing it from the front instead measured
+    worse than natural order, at times worse than RTN.
     """
     n = H.shape[0]
     d = torch.diagonal(H).clone()  # Var(x_j | chosen), updated as columns are chosen
@@ -267,7 +267,12 @@ def group_plan(
         groups = W.reshape(out_f, n // g, g).transpose(0, 1).reshape(-1, g)  # [n_groups*out, g]
         scale, zero = find_params(groups, cfg.bits, cfg.sym, cfg.mse, cfg.clip)
         gid = (proc // g).tolist()
-        return gid, scale.reshape(n // g, out_f).T.contiguous(), zero.reshape(n // g, out_f).T.contiguous(), False
+        return (
+            gid,
+            scale.reshape(n // g, out_f).T.contiguous(),
+            zero.reshape(n // g, out_f).T.contiguous(),
+            False,
+        )
     empty = W.new_zeros(out_f, n // g)
     return [j // g for j in range(n)], empty, empty.clone(), True
 

@@ -27,9 +27,17 @@ def rtn_layer(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> QuantizedLay
     codes = torch.clamp(torch.round(W / s_full) + z_full, 0, maxq).to(torch.int32)
     dequant = s_full * (codes - z_full)
     return QuantizedLayer(
-        codes=codes, scales=scales, zeros=res.zeros.to(torch.int32), g_idx=g_idx, dequant=dequant,
-        perm=torch.arange(n_in), proxy_loss=proxy_loss(W, dequant, H), bits=cfg.bits,
-        group_size=cfg.group_size, sym=cfg.sym, seconds=time.perf_counter() - t,
+        codes=codes,
+        scales=scales,
+        zeros=res.zeros.to(torch.int32),
+        g_idx=g_idx,
+        dequant=dequant,
+        perm=torch.arange(n_in),
+        proxy_loss=proxy_loss(W, dequant, H),
+        bits=cfg.bits,
+        group_size=cfg.group_size,
+        sym=cfg.sym,
+        seconds=time.perf_counter() - t,
     )
 
 

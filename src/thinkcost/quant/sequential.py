@@ -8,6 +8,7 @@ block's activations are held at a time.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,10 +52,8 @@ def _capture_block0(model: nn.Module, blocks: nn.ModuleList, calib: torch.Tensor
     device = next(model.parameters()).device
     try:
         for s in range(0, len(calib), chunk):
-            try:
+            with contextlib.suppress(_Stop):
                 model(input_ids=calib[s : s + chunk].to(device), use_cache=False)
-            except _Stop:
-                pass
     finally:
         handle.remove()
     return captured
@@ -67,7 +66,11 @@ def _run_block(block: nn.Module, hs: torch.Tensor, kwargs: dict[str, Any]) -> to
 
 @torch.inference_mode()
 def quantize_sequential_(
-    model: nn.Module, calib: torch.Tensor, solve: Solver, *, chunk: int = 8,
+    model: nn.Module,
+    calib: torch.Tensor,
+    solve: Solver,
+    *,
+    chunk: int = 8,
     on_block: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Quantize every Linear inside the transformer blocks, in place; returns name -> result.
@@ -83,7 +86,7 @@ def quantize_sequential_(
         linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
         accs = {n: HessianAccumulator(m.in_features) for n, m in linears.items()}
         hooks = [
-            m.register_forward_hook(lambda _m, inp, _out, n=n: accs[n].add_batch(inp[0].detach().float()))
+            m.register_forward_hook(lambda _m, inp, _out, a=accs[n]: a.add_batch(inp[0].detach().float()))
             for n, m in linears.items()
         ]
         try:
