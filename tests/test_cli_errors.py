@@ -90,3 +90,36 @@ def test_run_identity_ignores_resumable_knobs_but_not_generation_knobs():
 def test_bad_task_option_is_named():
     with pytest.raises(UserError, match="max_ops"):
         build_spec({"task_options": {"max_ops": 9}}, {})
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--method", "awq"], ["--method", "awq"]),
+        (["--bits", "9"], ["--bits", "2..8"]),
+        (["--order", "random"], ["--order", "min-pivot"]),
+    ],
+)
+def test_quantize_flag_errors(args, needles, tmp_path):
+    _one_line_error(_cli("quantize", "-o", str(tmp_path / "ck"), "--model", "smollm2-135m", *args), *needles)
+
+
+def test_quantize_refuses_a_non_empty_output_dir(tmp_path):
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "x").write_text("keep me")
+    _one_line_error(_cli("quantize", "-o", str(tmp_path / "ck"), "--model", "smollm2-135m"), "not empty")
+
+
+def test_quantize_writes_a_checkpoint_with_a_per_layer_log(tmp_path):
+    import csv
+    import json
+
+    out = tmp_path / "ck"
+    p = _cli("quantize", "--model", "smollm2-135m", "--method", "gptq", "--bits", "3", "--group-size", "64",
+             "--order", "act-order", "--calib", "2", "--seq-len", "16", "-o", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = list(csv.DictReader((out / "quant_log.csv").open()))
+    assert len(rows) == 30 * 7 and all(float(r["proxy_loss"]) >= 0 for r in rows)
+    cfg = json.loads((out / "quantize_config.json").read_text())
+    assert (cfg["bits"], cfg["group_size"], cfg["desc_act"], cfg["sym"]) == (3, 64, True, True)
+    assert "total" in p.stdout and f"ckpt:{out}" in p.stdout.replace("\n", "")

@@ -123,6 +123,10 @@ def quantize(
     group_size: Annotated[int, typer.Option(help="columns per scale; 0 = per output channel")] = 128,
     order: Annotated[str, typer.Option(help="natural, act-order, reverse or min-pivot")] = "natural",
     asym: Annotated[bool, typer.Option("--asym", help="asymmetric (zero point per group)")] = False,
+    mse: Annotated[bool, typer.Option("--mse", help="search a clipping range per group (MSE)")] = False,
+    static_groups: Annotated[
+        bool, typer.Option("--static-groups", help="group scales fixed on the original column order")
+    ] = False,
     calib: Annotated[int, typer.Option(help="calibration windows")] = 32,
     seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 256,
     calib_file: Annotated[Path | None, typer.Option(help="text or JSONL calibration data")] = None,
@@ -145,6 +149,8 @@ def quantize(
         calib_seq_len=seq_len,
         calib_file=calib_file,
         seed=seed,
+        mse=mse,
+        static_groups=static_groups,
     )
     log = run_quantize(job, console)
     t = Table("layer", "shape", "proxy loss", "seconds", title=f"{method} w{bits}g{group_size} ({order})")

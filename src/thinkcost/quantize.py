@@ -33,6 +33,8 @@ class QuantizeJob:
     task: str = "arithmetic"
     seed: int = 0
     dtype: str = "float32"
+    mse: bool = False
+    static_groups: bool = False
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -84,7 +86,10 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     from .runner import build_calibration
 
     calib = build_calibration(spec, get_task(job.task), tok)
-    cfg = GPTQConfig(bits=job.bits, group_size=job.group_size, sym=job.sym, order=job.order)
+    cfg = GPTQConfig(
+        bits=job.bits, group_size=job.group_size, sym=job.sym, order=job.order, mse=job.mse,
+        static_groups=job.static_groups,
+    )
     solve = SOLVERS[job.method]
     log: list[dict] = []
 
@@ -117,6 +122,9 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
         model,
         layers,
         job.out,
+        static_groups=job.static_groups,
+        # asymmetric groups may have a zero point of 0, which the v1 layout cannot hold
+        checkpoint_format="gptq" if job.sym else "gptq_v2",
         bits=job.bits,
         group_size=job.group_size,
         sym=job.sym,
