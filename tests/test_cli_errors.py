@@ -115,8 +115,25 @@ def test_quantize_writes_a_checkpoint_with_a_per_layer_log(tmp_path):
     import json
 
     out = tmp_path / "ck"
-    p = _cli("quantize", "--model", "smollm2-135m", "--method", "gptq", "--bits", "3", "--group-size", "64",
-             "--order", "act-order", "--calib", "2", "--seq-len", "16", "-o", str(out))
+    p = _cli(
+        "quantize",
+        "--model",
+        "smollm2-135m",
+        "--method",
+        "gptq",
+        "--bits",
+        "3",
+        "--group-size",
+        "64",
+        "--order",
+        "act-order",
+        "--calib",
+        "2",
+        "--seq-len",
+        "16",
+        "-o",
+        str(out),
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     rows = list(csv.DictReader((out / "quant_log.csv").open()))
     assert len(rows) == 30 * 7 and all(float(r["proxy_loss"]) >= 0 for r in rows)

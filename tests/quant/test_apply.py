@@ -1,6 +1,7 @@
 import pytest
 import torch
 import transformers
+from tiny_models import tiny_qwen2
 from torch import nn
 
 from thinkcost.errors import UserError
@@ -73,17 +74,7 @@ def test_variant_spec_is_frozen():
 
 
 def tiny_model(tie: bool = True, seed: int = 0) -> transformers.PreTrainedModel:
-    config = transformers.Qwen2Config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        tie_word_embeddings=tie,
-    )
-    torch.manual_seed(seed)
-    return transformers.Qwen2ForCausalLM(config).eval()
+    return tiny_qwen2(tie=tie, seed=seed)
 
 
 INPUT_IDS = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(1))

@@ -6,6 +6,7 @@ import pytest
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
+from tiny_models import tiny_qwen2
 from torch import nn
 
 from thinkcost.errors import UserError
@@ -175,17 +176,7 @@ class Q:
 
 
 def tiny_model(seed: int = 0, tie: bool = True) -> transformers.Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = transformers.Qwen2Config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        tie_word_embeddings=tie,
-    )
-    return transformers.Qwen2ForCausalLM(cfg).eval()
+    return tiny_qwen2(tie=tie, seed=seed)
 
 
 def quantize_layers(model, bits, group_size, sym, act_order, include_head=False):
@@ -445,15 +436,6 @@ def test_load_is_strict_about_missing_layers_and_other_architectures(ckpt):
         load_gptq_into_(tiny_model(), ckpt)
 
     save_file(good, str(f))
-    other = transformers.Qwen2ForCausalLM(
-        transformers.Qwen2Config(
-            hidden_size=96,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=256,
-        )
-    )
+    other = tiny_qwen2(hidden=96, tie=False)
     with pytest.raises(UserError, match="shape"):
         load_gptq_into_(other, ckpt)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import transformers
+from tiny_models import tiny_qwen2
 
 from thinkcost.quant.calibration import calibration_windows, texts_from_file
 from thinkcost.quant.rtn import quantize_rtn
@@ -14,17 +14,7 @@ from thinkcost.quant.sequential import quantize_sequential_
 
 
 def _tiny(seed: int = 0):
-    torch.manual_seed(seed)
-    cfg = transformers.Qwen2Config(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        tie_word_embeddings=True,
-    )
-    return transformers.Qwen2ForCausalLM(cfg).eval()
+    return tiny_qwen2(seed=seed, layers=3)
 
 
 def _hessian(x: torch.Tensor) -> torch.Tensor:
