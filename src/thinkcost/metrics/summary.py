@@ -35,6 +35,8 @@ class VariantSummary:
     truncated_share: float
     wall_s: float
     bits_per_weight: float | None = None
+    proxy_loss: float | None = None  # sum of tr((W-Q) H (W-Q)^T) over layers, GPTQ/Babai variants
+    quantize_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,6 +118,8 @@ def summarize(
                 truncated_share=float((d["finish_reason"] == "length").mean()) if n else math.nan,
                 wall_s=cost,
                 bits_per_weight=info.get(v, {}).get("bits_per_weight"),
+                proxy_loss=info.get(v, {}).get("proxy_loss"),
+                quantize_s=info.get(v, {}).get("quantize_s"),
             )
         )
     return out
