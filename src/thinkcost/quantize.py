@@ -87,7 +87,11 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
 
     calib = build_calibration(spec, get_task(job.task), tok)
     cfg = GPTQConfig(
-        bits=job.bits, group_size=job.group_size, sym=job.sym, order=job.order, mse=job.mse,
+        bits=job.bits,
+        group_size=job.group_size,
+        sym=job.sym,
+        order=job.order,
+        mse=job.mse,
         static_groups=job.static_groups,
     )
     solve = SOLVERS[job.method]
