@@ -20,14 +20,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_default_model_run_then_report_from_store(tmp_path):
     store, out = tmp_path / "e2e.sqlite", tmp_path / "out"
+    spec = ["--limit", "3", "--variants", "base,rtn-w4g32", "--max-new-tokens", "256"]
     p = _cli(
         "run",
-        "--limit",
-        "3",
-        "--variants",
-        "base,rtn-w4g32",
-        "--max-new-tokens",
-        "256",
+        *spec,
         "--batch-size",
         "3",
         "--store",
@@ -59,12 +55,7 @@ def test_default_model_run_then_report_from_store(tmp_path):
 
     resumed = _cli(
         "run",
-        "--limit",
-        "3",
-        "--variants",
-        "base,rtn-w4g32",
-        "--max-new-tokens",
-        "256",
+        *spec,
         "--store",
         str(store),
         "--out",

@@ -8,7 +8,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +233,3 @@ class Store:
 
     def count(self, run_id: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM generations WHERE run_id=?", (run_id,)).fetchone()[0]
-
-
-def completion_to_dict(c: Completion) -> dict[str, Any]:
-    d = asdict(c)
-    d.pop("logprobs", None)
-    return d
