@@ -4,6 +4,7 @@ tokenizer, so reasoning-token figures are comparable across variants of one mode
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 THINK_OPEN = "<think>"
@@ -21,7 +22,28 @@ class Request:
     seed: int = 0
     n: int = 1
     stop: tuple[str, ...] = ()
+    # Which sample indices to draw (default 0..n-1). Sample i is seeded by (seed, i) alone, so a
+    # resumed run can draw only the missing samples and still get the same ones.
+    sample_ids: tuple[int, ...] | None = None
+    # short-m@k: once this many of this request's samples have finished, the engine stops
+    # decoding the rest; they come back with finish_reason "cancelled" and their partial tokens.
+    stop_after: int | None = None
+    # bf-cap: after this many reasoning tokens the end of thinking is forced (think-close token
+    # for models that have one, then `force_text`), and at most `answer_budget` more tokens follow.
     think_budget: int | None = None
+    answer_budget: int = 64
+    force_text: str = "\n\nFinal answer:"
+    # bf-wait: up to `max_waits` times, an attempt to end the reasoning (think-close, or EOS for
+    # models without think tags) is replaced by `wait_text` and decoding continues.
+    max_waits: int = 0
+    wait_text: str = "\nWait"
+    # wait-penalty: subtracted from the logits of every token that starts one of `penalty_words`.
+    penalty: float = 0.0
+    penalty_words: tuple[str, ...] = ()
+
+    @property
+    def samples(self) -> tuple[int, ...]:
+        return self.sample_ids if self.sample_ids is not None else tuple(range(self.n))
 
     def __post_init__(self) -> None:
         if not self.prompt_messages:
@@ -34,6 +56,22 @@ class Request:
             raise ValueError(f"Request.top_p: expected in (0, 1], got {self.top_p}")
         if self.n < 1:
             raise ValueError(f"Request.n: expected >= 1, got {self.n}")
+        if self.sample_ids is not None and (
+            not self.sample_ids or len(set(self.sample_ids)) != len(self.sample_ids) or min(self.sample_ids) < 0
+        ):
+            raise ValueError(f"Request.sample_ids: expected distinct ids >= 0, got {self.sample_ids}")
+        if self.stop_after is not None and not 1 <= self.stop_after <= len(self.samples):
+            raise ValueError(
+                f"Request.stop_after: expected 1..{len(self.samples)} (the samples drawn), got {self.stop_after}"
+            )
+        if self.think_budget is not None and self.think_budget < 1:
+            raise ValueError(f"Request.think_budget: expected >= 1, got {self.think_budget}")
+        if self.answer_budget < 1:
+            raise ValueError(f"Request.answer_budget: expected >= 1, got {self.answer_budget}")
+        if self.max_waits < 0:
+            raise ValueError(f"Request.max_waits: expected >= 0, got {self.max_waits}")
+        if self.penalty < 0:
+            raise ValueError(f"Request.penalty: expected >= 0, got {self.penalty}")
 
 
 @dataclass
@@ -48,12 +86,21 @@ class Completion:
     completion_tokens: int
     reasoning_tokens: int
     answer_tokens: int
-    finish_reason: str  # "stop" | "length"
+    finish_reason: str  # "stop" | "length" | "cancelled" (short-m@k stopped it)
     latency_s: float
     ttft_s: float
     cost_s: float
     think_unclosed: bool = False
-    logprobs: list[float] | None = field(default=None, repr=False)
+    logprobs: list[float] | None = field(default=None, repr=False)  # model-chosen tokens only
+    forced_tokens: int = 0  # tokens the engine inserted (budget forcing); included in completion_tokens
+    interventions: int = 0  # forced ends of thinking + "Wait" insertions
+    # Mean over model-chosen tokens of KL(uniform || p) = -log V - mean_j log p_j (Kang et al. 2025).
+    self_certainty: float | None = None
+
+
+# on_complete(request_index, sample_id, completion): called the moment a sequence finishes
+# (or is cancelled), so the caller can commit it before the rest of the batch is done.
+OnComplete = Callable[[int, int, "Completion"], None]
 
 
 class Engine(Protocol):
@@ -61,6 +108,6 @@ class Engine(Protocol):
 
     name: str
 
-    def generate(self, requests: list[Request]) -> list[Completion]: ...
+    def generate(self, requests: Sequence[Request], on_complete: OnComplete | None = None) -> list[Completion]: ...
 
     def close(self) -> None: ...
