@@ -34,7 +34,9 @@ def _one_line_error(p: subprocess.CompletedProcess, *needles: str) -> None:
         (["--variants", "base,awq"], ["unknown variant 'awq'"]),
         (["--task", "gsm9k"], ["unknown task 'gsm9k'", "arithmetic"]),
         (["--limit", "0"], ["'limit'", "greater than or equal to 1"]),
-        (["--strategy", "maj@4"], ["unknown strategy 'maj@4'", "greedy"]),
+        (["--strategy", "maj@x"], ["maj@x", "integer >= 1"]),
+        (["--strategy", "best@4"], ["unknown strategy 'best@4'", "maj@K"]),
+        (["--strategy", "short-1@32"], ["batch_size must be >= 32"]),
         (["--model", "/nonexistent/model.gguf"], ["does not exist"]),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from thinkcost.engines.base import Request
@@ -124,3 +125,147 @@ def test_pick_top_p_keeps_only_the_nucleus():
     row = _Row(_req("x", 4, temperature=1.0, top_p=0.5), 1, torch.Generator().manual_seed(0), [], [])
     picks = {int(eng._pick(logits, [row])[0][0]) for _ in range(50)}
     assert picks == {0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Request fields on the real model: sample ids, short-m@k, budget forcing, wait-penalty,
+# self-certainty. `_capture` records each finished row's token ids (Completion has none).
+
+
+def _capture(eng: HFEngine) -> list[list[int]]:
+    seen: list[list[int]] = []
+    complete = eng._complete
+
+    def record(row, ttft):
+        seen.append(list(row.ids))
+        return complete(row, ttft)
+
+    eng._complete = record
+    return seen
+
+
+def _raw_logp(model, tok, eng: HFEngine, req: Request, ids: list[int]) -> torch.Tensor:
+    """log_softmax of the raw logits predicting each of `ids`, from one forward pass."""
+    prompt = tok(eng.render(req), add_special_tokens=False).input_ids
+    with torch.inference_mode():
+        logits = model(torch.tensor([prompt + ids])).logits[0, len(prompt) - 1 : len(prompt) - 1 + len(ids)]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def test_sample_is_seeded_by_its_sample_id(smollm):
+    model, tok = smollm
+    eng = HFEngine(model, tok, batch_size=4)
+    base = _req(PROMPTS[3], 24, temperature=1.0, seed=11, n=3)
+    full = eng.generate([base])
+    seen = []
+    (only2,) = eng.generate(
+        [_req(PROMPTS[3], 24, temperature=1.0, seed=11, sample_ids=(2,))],
+        on_complete=lambda r, s, c: seen.append((r, s)),
+    )
+    assert seen == [(0, 2)]  # the callback names the sample id, not the position
+    assert full[0].text != full[2].text
+    assert only2.text == full[2].text and only2.completion_tokens == full[2].completion_tokens
+    assert only2.logprobs == pytest.approx(full[2].logprobs, rel=1e-4, abs=1e-4)
+
+
+def test_short_m_at_k_on_the_real_model_cancels_all_but_the_first_to_finish(smollm):
+    model, tok = smollm
+    eng = HFEngine(model, tok, batch_size=4)
+    full = eng.generate([_req("Hi", 48, temperature=1.0, seed=0, n=4)])
+    first = min(o.completion_tokens for o in full)
+    assert first < 48, "precondition: some sample ends before the cap"
+    seen = []
+    short = eng.generate(
+        [_req("Hi", 48, temperature=1.0, seed=0, n=4, stop_after=1)],
+        on_complete=lambda r, s, c: seen.append(s),
+    )
+    assert sorted(seen) == [0, 1, 2, 3]
+    for f, s in zip(full, short, strict=True):
+        # rows run in lockstep: the step the first row finished is the step the rest are
+        # cancelled, so every row has generated exactly `first` tokens (EOS included)
+        assert s.completion_tokens == first
+        if f.completion_tokens == first:  # finished on that step (ties all kept)
+            assert s.finish_reason == f.finish_reason == "stop" and s.text == f.text
+        else:
+            assert s.finish_reason == "cancelled"
+            assert f.text.startswith(s.text) and s.answer_text == ""
+            assert s.reasoning_tokens == s.completion_tokens
+            assert s.logprobs == pytest.approx(f.logprobs[:first], rel=1e-4, abs=1e-4)
+        assert s.cost_s > 0
+    assert sum(o.finish_reason == "cancelled" for o in short) >= 1
+    assert sum(o.completion_tokens for o in short) == 4 * first
+
+
+def test_bf_cap_forces_the_answer_after_b_tokens_on_the_real_model(smollm):
+    from thinkcost.reasoning import _MARKER
+
+    model, tok = smollm
+    eng = HFEngine(model, tok, batch_size=1)
+    q = "What is 12 + 7?"
+    (head,) = eng.generate([_req(q, 8)])
+    assert head.finish_reason == "length" and _MARKER.search(head.text) is None  # still reasoning at 8
+    (o,) = eng.generate([_req(q, 48, think_budget=8, answer_budget=12)])
+    forced = len(tok.encode("\n\nFinal answer:", add_special_tokens=False))
+    assert o.text.startswith(head.text + "\n\nFinal answer:")
+    assert o.forced_tokens == forced and o.interventions == 1
+    assert o.completion_tokens <= 8 + forced + 12
+    assert len(o.logprobs) == o.completion_tokens - forced
+    assert o.answer_text.startswith("Final answer:")
+
+
+def test_bf_wait_replaces_eos_by_the_wait_text_on_the_real_model(smollm):
+    model, tok = smollm
+    eng = HFEngine(model, tok, batch_size=1)
+    (plain,) = eng.generate([_req("Hi", 64)])
+    assert plain.finish_reason == "stop" and "Wait" not in plain.text  # precondition
+    (o,) = eng.generate([_req("Hi", 64, max_waits=2)])
+    assert o.text.startswith(plain.text + "\nWait")  # the EOS became the wait text, not text
+    assert o.text.count("\nWait") == 2
+    assert o.interventions == 2
+    assert o.forced_tokens == 2 * len(tok.encode("\nWait", add_special_tokens=False))
+
+
+def test_wait_penalty_rules_and_effect_on_the_real_model(smollm):
+    from thinkcost.engines.control import penalty_rules
+
+    model, tok = smollm
+    words = ("Wait", "Hmm")
+    rules = penalty_rules(tok, words)
+    texts = [tok.decode([i]).lstrip() for i in rules.single]
+    # each id starts a word ("Hmm" without a space is "H" + "mm": "H" starts it)
+    assert all(any(w.startswith(t) or t.startswith(w) for w in words) and t for t in texts)
+    assert {tok.encode(f, add_special_tokens=False)[0] for f in ("Wait", " Wait", " Hmm")} <= set(
+        rules.single
+    )
+    assert tok.encode("\n", add_special_tokens=False)[0] not in rules.single  # separators are spared
+    phrase = penalty_rules(tok, ("But wait",))
+    but, wait = (tok.encode(s, add_special_tokens=False) for s in ("But", " wait"))
+    assert (tuple(but), wait[0]) in phrase.prefixed and wait[0] not in phrase.single
+
+    eng = HFEngine(model, tok, batch_size=2)
+    ids = _capture(eng)
+    q = "Write the word Wait three times."
+    plain, pen = eng.generate([_req(q, 16), _req(q, 16, penalty=1e4, penalty_words=words)])
+    by_text = {tok.decode(i, skip_special_tokens=True): i for i in ids}
+    assert set(by_text[plain.text]) & set(rules.single), "precondition: the model says it unpenalised"
+    assert not set(by_text[pen.text]) & set(rules.single)
+    # logprobs are the model's own belief, taken before the penalty
+    pen_ids = by_text[pen.text]  # EOS included: it is a model-chosen token too
+    assert len(pen_ids) == pen.completion_tokens
+    raw = _raw_logp(model, tok, eng, _req(q, 16), pen_ids)
+    expect = raw.gather(1, torch.tensor(pen_ids)[:, None])[:, 0].tolist()
+    assert pen.logprobs == pytest.approx(expect, rel=1e-3, abs=1e-3)
+
+
+def test_self_certainty_matches_a_full_forward_pass(smollm):
+    model, tok = smollm
+    eng = HFEngine(model, tok, batch_size=1)
+    ids = _capture(eng)
+    (o,) = eng.generate([_req("Hi", 16)])
+    (gen,) = ids
+    assert len(gen) == o.completion_tokens and o.forced_tokens == 0
+    logp = _raw_logp(model, tok, eng, _req("Hi", 16), gen)
+    per_token = -torch.log(torch.tensor(float(logp.shape[-1]))) - logp.mean(dim=-1)
+    assert o.self_certainty is not None and torch.isfinite(torch.tensor(o.self_certainty))
+    assert o.self_certainty == pytest.approx(float(per_token.mean()), rel=1e-3)
+    assert o.logprobs == pytest.approx(logp.gather(1, torch.tensor(gen)[:, None])[:, 0].tolist(), abs=1e-3)

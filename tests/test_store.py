@@ -116,3 +116,52 @@ def test_sigkill_mid_run_loses_nothing_and_rerun_resumes_without_duplicates(tmp_
     for k, v in before.items():
         assert after[k] == v  # rows that finished before the kill were kept, not regenerated
     assert "8 generations" not in done.stdout  # the rerun did only what was missing
+
+
+def test_duplicate_insert_reports_false_and_new_columns_round_trip(tmp_path):
+    st = Store(tmp_path / "s.sqlite")
+    probs = get_task("arithmetic").problems(1, 0)
+    st.ensure_run("r1", "demo", {"model": "m"})
+    st.put_problems("r1", probs)
+    c = _completion()
+    c.self_certainty, c.forced_tokens, c.interventions = 7.5, 3, 2
+    v = Verdict(True, "3", "boxed")
+    assert st.put_generation("r1", "base", probs[0].id, "k", 0, c, v, 4, call_id="abc") is True
+    assert st.put_generation("r1", "base", probs[0].id, "k", 0, c, v, 4, call_id="zzz") is False
+    row = st.generations("r1").iloc[0]
+    assert (row["self_certainty"], row["forced_tokens"], row["interventions"], row["call_id"]) == (
+        7.5,
+        3,
+        2,
+        "abc",
+    )
+    st.put_strategy("r1", "maj@4", 0, {"recipe": "sample", "options": {"temperature": 0.5}})
+    assert st.strategies("r1") == [{"name": "maj@4", "recipe": "sample", "options": {"temperature": 0.5}}]
+    st.put_scores("r1", [("base", probs[0].id, "k", 0, "rm:x", 0.25, 0.01)])
+    sc = st.scores("r1")
+    assert list(sc["value"]) == [0.25] and list(sc["scorer"]) == ["rm:x"]
+
+
+def test_a_schema_1_store_is_upgraded_in_place_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    old_cols = (
+        "run_id TEXT, variant TEXT, problem_id TEXT, strategy TEXT, sample INTEGER, text TEXT, "
+        "reasoning_text TEXT, answer_text TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, "
+        "reasoning_tokens INTEGER, answer_tokens INTEGER, finish_reason TEXT, think_unclosed INTEGER, "
+        "latency_s REAL, ttft_s REAL, cost_s REAL, batch_size INTEGER, extracted TEXT, extract_rule TEXT, "
+        "correct INTEGER, mean_logprob REAL, created_at REAL, "
+        "PRIMARY KEY (run_id, variant, problem_id, strategy, sample)"
+    )
+    db.execute(f"CREATE TABLE generations ({old_cols})")
+    db.execute(
+        "INSERT INTO generations VALUES ('r', 'base', 'p', 'greedy', 0, 't', '', 't', 1, 2, 1, 1, 'stop', 0, "
+        "0.1, 0.1, 0.1, 1, '3', 'boxed', 1, -0.5, 0)"
+    )
+    db.commit()
+    db.close()
+    st = Store(path)
+    cols = {r[1] for r in st.db.execute("PRAGMA table_info(generations)")}
+    assert {"self_certainty", "forced_tokens", "interventions", "call_id"} <= cols
+    row = st.db.execute("SELECT text, forced_tokens, call_id FROM generations").fetchone()
+    assert tuple(row) == ("t", 0, "")

@@ -7,7 +7,14 @@ import math
 import pandas as pd
 import pytest
 
-from thinkcost.metrics.summary import summarize
+from thinkcost.metrics.outcomes import outcomes
+from thinkcost.metrics.summary import summarize as _summarize
+from thinkcost.strategies import parse_strategy
+
+
+def summarize(gens, variants, reference, **kw):
+    """Greedy rows through the same path a run takes: store rows -> outcomes -> summary."""
+    return _summarize(outcomes(gens, [parse_strategy("greedy")]), variants, reference, **kw)
 
 
 def _rows(variant, toks, correct, cost, finish=None):

@@ -36,7 +36,18 @@ def run(
     ] = None,
     task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
     limit: Annotated[int | None, typer.Option(help="number of problems")] = None,
-    strategy: Annotated[str | None, typer.Option(help="inference-time strategy (greedy)")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="comma list of strategies: greedy, sample@N, maj@K, bon@K:SCORER (logprob, self-certainty, "
+            "verbal, oracle, rm:MODEL), short-M@K, and modifiers bf-cap:B, bf-wait:N, wait-penalty:A "
+            "(alone or joined with +, e.g. maj@4+wait-penalty:2)"
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="temperature of sampling strategies (0.7)")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option(help="top-p of sampling strategies (0.95)")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="generation cap per sample")] = None,
     batch_size: Annotated[int | None, typer.Option(help="sequences decoded together")] = None,
     seed: Annotated[int | None, typer.Option(help="problem and sampling seed")] = None,
@@ -63,6 +74,8 @@ def run(
         task=task,
         limit=limit,
         strategy=strategy,
+        temperature=temperature,
+        top_p=top_p,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,

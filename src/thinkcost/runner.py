@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,16 @@ from rich.progress import (
 )
 
 from . import __version__
-from .engines.base import Completion, Request
+from .engines.base import Completion
+from .metrics.outcomes import outcomes
 from .metrics.summary import VariantSummary, summarize
 from .models import PACKAGED, resolve_model
 from .quant import parse_variant
 from .quant.apply import quantize_model_, restore_linear_weights_, snapshot_linear_weights
 from .spec import RunSpec
 from .store import Store
+from .strategies import Recipe, SamplingOptions, Strategy, describe, parse_strategy
+from .strategies.confidence import CONFIDENCE_INSTRUCTION
 from .tasks import get_task
 from .tasks.base import Problem
 
@@ -48,58 +52,103 @@ def pick_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def requests_for(problems: list[Problem], spec: RunSpec) -> list[Request]:
-    """Greedy: one deterministic sample per problem."""
-    return [
-        Request(p.messages, max_new_tokens=spec.max_new_tokens, temperature=0.0, seed=spec.seed)
-        for p in problems
-    ]
+@dataclass
+class WorkItem:
+    """Samples still to draw for one (variant, recipe, problem)."""
+
+    variant: str
+    recipe: Recipe
+    problem: Problem
+    sample_ids: tuple[int, ...]
 
 
-def run(spec: RunSpec, console: Console | None = None) -> RunResult:
+def plan_recipes(strategies: list[Strategy]) -> dict[str, Recipe]:
+    """One recipe per key, drawing as many samples as its most demanding strategy needs."""
+    recipes: dict[str, Recipe] = {}
+    for s in strategies:
+        r = s.recipe
+        if r.key in recipes and recipes[r.key].n >= r.n:
+            continue
+        recipes[r.key] = r
+    return recipes
+
+
+def plan_work(store: Store, run_id: str, spec: RunSpec, problems: list[Problem], recipes) -> list[WorkItem]:
+    """What the store lacks. Independent samples are drawn individually (sample i is seeded by
+    i alone); a short-m@k group is drawn whole, since its samples stop each other."""
+    items = []
+    for v in spec.variants:
+        for key, r in recipes.items():
+            done = store.done_keys(run_id, v, key)
+            for p in problems:
+                missing = tuple(i for i in range(r.n) if (p.id, i) not in done)
+                if missing and r.stop_after is not None:
+                    missing = tuple(range(r.n))
+                if missing:
+                    items.append(WorkItem(v, r, p, missing))
+    return items
+
+
+def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult:
+    """`engine`: an already-built engine to use instead of loading the spec's model (tests
+    inject a deterministic scripted engine); variants are then labels, nothing is quantized."""
     console = console or Console()
     task = get_task(spec.task, **spec.task_options)
-    source = resolve_model(spec.model)  # fails fast (one line) if the model is not installed
+    strategies = spec.strategies()
+    source = resolve_model(spec.model) if engine is None else None  # fails fast if not installed
     problems = task.problems(spec.limit, spec.seed)
     store = Store(spec.store_path())
     run_id = spec.run_id()
     store.ensure_run(run_id, spec.run_name(), spec.identity())
     store.put_problems(run_id, problems)
-    todo = {}
-    for v in spec.variants:
-        done = store.done_keys(run_id, v, spec.strategy)
-        todo[v] = [p for p in problems if (p.id, 0) not in done]
-    total = sum(len(x) for x in todo.values())
+    options = {"temperature": spec.temperature, "top_p": spec.top_p, "wait_words": list(spec.wait_words)}
+    for i, s in enumerate(strategies):
+        store.put_strategy(run_id, s.name, i, describe(s) | {"options": options})
+    recipes = plan_recipes(strategies)
+    items = plan_work(store, run_id, spec, problems, recipes)
+    total = sum(len(it.sample_ids) for it in items)
     generated = 0
     if total:
+        stored = store.count(run_id)
         console.print(
-            f"[bold]thinkcost[/] {spec.run_name()}: {total} generations to do "
-            f"({len(problems) * len(spec.variants) - total} already in {spec.store_path()})"
+            f"[bold]thinkcost[/] {spec.run_name()}: {total} samples to draw "
+            f"({len(recipes)} recipe(s) for {', '.join(s.name for s in strategies)}; {stored} already in "
+            f"{spec.store_path()})"
         )
-        generated = _generate(spec, source, task, todo, store, run_id, console, total)
+        generated = _generate(spec, source, task, items, store, run_id, console, total, engine)
     else:
         console.print(f"[bold]thinkcost[/] {spec.run_name()}: everything is already in {spec.store_path()}")
+    _score_with_reward_models(spec, strategies, store, run_id, problems, console)
     rows, outputs = build_report(
-        store, run_id, spec.out_dir(), variants=spec.variants, reference=spec.reference
+        store,
+        run_id,
+        spec.out_dir(),
+        variants=spec.variants,
+        reference=spec.reference,
+        strategies=[s.name for s in strategies],
     )
     store.close()
     return RunResult(run_id, spec.store_path(), rows, outputs, generated)
 
 
-def _generate(spec, source, task, todo, store: Store, run_id: str, console: Console, total: int) -> int:
-    from .engines.hf import HFEngine, load_hf
-
+def _generate(
+    spec, source, task, items, store: Store, run_id: str, console: Console, total: int, engine
+) -> int:
     device = pick_device(spec.device)
-    with console.status(f"loading {spec.model} ({spec.dtype}, {device})"):
-        t = time.perf_counter()
-        model, tok = load_hf(source, dtype=spec.dtype, device=device)
-        load_s = time.perf_counter() - t
-    console.print(f"loaded {spec.model} in {load_s:.0f}s")
-    snapshot = snapshot_linear_weights(model)
+    model = tok = snapshot = None
+    if engine is None:
+        from .engines.hf import HFEngine, load_hf
+
+        with console.status(f"loading {spec.model} ({spec.dtype}, {device})"):
+            t = time.perf_counter()
+            model, tok = load_hf(source, dtype=spec.dtype, device=device)
+            load_s = time.perf_counter() - t
+        console.print(f"loaded {spec.model} in {load_s:.0f}s")
+        snapshot = snapshot_linear_weights(model)
+        engine = HFEngine(model, tok, batch_size=spec.batch_size)
     calib = None
-    if any(parse_variant(v).needs_calibration and todo[v] for v in spec.variants):
+    if model is not None and any(parse_variant(it.variant).needs_calibration for it in items):
         calib = build_calibration(spec, task, tok)
-    engine = HFEngine(model, tok, batch_size=spec.batch_size)
     n = 0
     columns = (
         TextColumn("{task.description}"),
@@ -113,58 +162,123 @@ def _generate(spec, source, task, todo, store: Store, run_id: str, console: Cons
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("generating", total=total, tps="")
         for position, variant in enumerate(spec.variants):
-            problems = todo[variant]
-            if not problems:
+            mine = [it for it in items if it.variant == variant]
+            if not mine:
                 continue
-            restore_linear_weights_(model, snapshot)
             vspec = parse_variant(variant)
-            progress.update(bar, description=f"{variant:>14} (quantizing)")
-            qinfo = quantize_model_(
-                model,
-                vspec,
-                calib,
-                on_block=lambda i, k, v=variant: progress.update(bar, description=f"{v:>14} (block {i}/{k})"),
-            )
+            qinfo: dict[str, Any] = {}
+            if model is not None:
+                restore_linear_weights_(model, snapshot)
+                progress.update(bar, description=f"{variant:>14} (quantizing)")
+                qinfo = quantize_model_(
+                    model,
+                    vspec,
+                    calib,
+                    on_block=lambda i, k, v=variant: progress.update(
+                        bar, description=f"{v:>14} (block {i}/{k})"
+                    ),
+                )
             progress.update(bar, description=f"{variant:>14}")
-            info = {
-                "method": vspec.method,
-                "bits": vspec.bits,
-                "group_size": vspec.group_size,
-                "sym": vspec.sym,
-                "order": vspec.order if vspec.needs_calibration else None,
-                "bits_per_weight": qinfo.get("bits_per_weight_effective"),
-                "proxy_loss": qinfo.get("proxy_loss"),
-                "checkpoint": qinfo.get("checkpoint"),
-                "quantize_s": qinfo.get("seconds"),
-                "device": device,
-                "dtype": spec.dtype,
-                "model": spec.model,
-                "model_source": source.gguf_file or source.path,
-            }
-            store.put_variant(run_id, variant, position, info)
+            store.put_variant(run_id, variant, position, _variant_info(spec, vspec, qinfo, source, device))
             tokens, secs = 0, 0.0
+            requests = [
+                it.recipe.request(
+                    it.problem,
+                    max_new_tokens=spec.max_new_tokens,
+                    seed=spec.seed,
+                    sample_ids=it.sample_ids,
+                    confidence_instruction=CONFIDENCE_INSTRUCTION,
+                )
+                for it in mine
+            ]
+            call_ids = [uuid.uuid4().hex[:16] for _ in mine]
 
-            def commit(i: int, sample: int, c: Completion, problems=problems, variant=variant) -> None:
+            def commit(
+                i: int, sample: int, c: Completion, mine=mine, variant=variant, call_ids=call_ids
+            ) -> None:
                 nonlocal n, tokens, secs
-                p = problems[i]
-                store.put_generation(
+                it = mine[i]
+                new = store.put_generation(
                     run_id,
                     variant,
-                    p.id,
-                    spec.strategy,
+                    it.problem.id,
+                    it.recipe.key,
                     sample,
                     c,
-                    task.verify(p, c.answer_text),
+                    task.verify(it.problem, c.answer_text),
                     spec.batch_size,
+                    call_id=call_ids[i],
                 )
-                n += 1
                 tokens += c.completion_tokens
                 secs += c.cost_s
-                progress.update(bar, advance=1, tps=f"{tokens / max(secs, 1e-9):.1f} tok/s")
+                if new:
+                    n += 1
+                    progress.update(bar, advance=1, tps=f"{tokens / max(secs, 1e-9):.1f} tok/s")
 
-            engine.generate(requests_for(problems, spec), on_complete=commit)
-    restore_linear_weights_(model, snapshot)
+            engine.generate(requests, on_complete=commit)
+    if model is not None:
+        restore_linear_weights_(model, snapshot)
     return n
+
+
+def _variant_info(spec: RunSpec, vspec, qinfo: dict[str, Any], source, device: str) -> dict[str, Any]:
+    return {
+        "method": vspec.method,
+        "bits": vspec.bits,
+        "group_size": vspec.group_size,
+        "sym": vspec.sym,
+        "order": vspec.order if vspec.needs_calibration else None,
+        "bits_per_weight": qinfo.get("bits_per_weight_effective"),
+        "proxy_loss": qinfo.get("proxy_loss"),
+        "checkpoint": qinfo.get("checkpoint"),
+        "quantize_s": qinfo.get("seconds"),
+        "device": device,
+        "dtype": spec.dtype,
+        "model": spec.model,
+        "model_source": (source.gguf_file or source.path) if source is not None else None,
+    }
+
+
+def _score_with_reward_models(spec, strategies, store: Store, run_id: str, problems, console) -> None:
+    """bon@k:rm:MODEL: score every stored sample the strategy reads that has no score yet."""
+    wanted = [s for s in strategies if s.scorer and s.scorer.startswith("rm:")]
+    if not wanted:
+        return
+    from .strategies.reward_model import RewardModel
+
+    gens = store.generations(run_id)
+    have = store.scores(run_id)
+    done = set(
+        zip(
+            have["variant"], have["problem_id"], have["strategy"], have["sample"], have["scorer"], strict=True
+        )
+    )
+    by_id = {p.id: p for p in problems}
+    for s in wanted:
+        todo = gens[(gens["strategy"] == s.recipe.key) & (gens["sample"] < s.recipe.n)]
+        todo = todo[
+            [
+                (v, pid, k, int(i), s.scorer) not in done
+                for v, pid, k, i in zip(
+                    todo["variant"], todo["problem_id"], todo["strategy"], todo["sample"], strict=True
+                )
+            ]
+        ]
+        if todo.empty:
+            continue
+        with console.status(f"loading reward model {s.scorer[3:]}"):
+            rm = RewardModel(s.scorer[3:], device=pick_device(spec.device))
+        for (v, pid), grp in todo.groupby(["variant", "problem_id"], sort=False):
+            t = time.perf_counter()
+            values = rm.score(by_id[pid].messages, list(grp["text"]))
+            each = (time.perf_counter() - t) / len(grp)
+            store.put_scores(
+                run_id,
+                [
+                    (v, pid, s.recipe.key, int(i), s.scorer, float(x), each)
+                    for i, x in zip(grp["sample"], values, strict=True)
+                ],
+            )
 
 
 def build_calibration(spec: RunSpec, task, tok):
@@ -178,6 +292,21 @@ def build_calibration(spec: RunSpec, task, tok):
     return calibration_windows(texts, tok, spec.calib_samples, spec.calib_seq_len, spec.seed)
 
 
+def stored_strategies(store: Store, run_id: str) -> list[Strategy]:
+    """The run's strategies, re-parsed from what the store recorded (stores written before
+    strategies existed hold greedy rows only)."""
+    out = []
+    for info in store.strategies(run_id):
+        opts = info.get("options", {})
+        options = SamplingOptions(
+            temperature=opts.get("temperature", 0.7),
+            top_p=opts.get("top_p", 0.95),
+            wait_words=tuple(opts.get("wait_words", SamplingOptions().wait_words)),
+        )
+        out.append(parse_strategy(info["name"], options))
+    return out or [parse_strategy("greedy")]
+
+
 def build_report(
     store: Store,
     run_id: str,
@@ -185,25 +314,37 @@ def build_report(
     variants: list[str] | None = None,
     reference: str | None = None,
     n_boot: int = 2000,
+    strategies: list[str] | None = None,
 ) -> tuple[list[VariantSummary], dict[str, Path]]:
-    """Summary rows + files, from the store alone."""
+    """Summary rows per (variant, strategy), curves and files, from the store alone."""
+    from .metrics.scaling import scaling_curves
     from .report.table import write_outputs
 
     stored = store.variants(run_id)
     names = variants or [v["variant"] for v in stored]
     info = {v["variant"]: v for v in stored}
     gens = store.generations(run_id)
-    present = [v for v in names if v in set(gens["variant"])]
+    known = stored_strategies(store, run_id)
+    chosen = [s for s in known if strategies is None or s.name in strategies]
+    outs = outcomes(gens, chosen, store.scores(run_id))
+    present = [v for v in names if v in set(outs["variant"])]
     reference = (
         reference if reference in present else ("base" if "base" in present else (present or [None])[0])
     )
-    rows = summarize(gens, present, reference, variant_info=info, n_boot=n_boot) if present else []
+    rows = (
+        summarize(
+            outs, present, reference, strategies=[s.name for s in chosen], variant_info=info, n_boot=n_boot
+        )
+        if present
+        else []
+    )
     runs = {r["run_id"]: r for r in store.runs()}
     meta: dict[str, Any] = {
         "run_id": run_id,
         "run_name": runs[run_id]["name"],
         "spec": runs[run_id]["spec"],
         "reference": reference,
+        "strategies": [describe(s) for s in chosen],
         "store": str(store.path),
         "thinkcost": __version__,
         "python": platform.python_version(),
@@ -216,5 +357,6 @@ def build_report(
             "base is a GGUF checkpoint (for the packaged default: mostly Q5_0/Q4_K) dequantized to float; "
             "ratios are relative to an already low-bit model. Use an fp16/bf16 hub model for research runs."
         )
-    outputs = write_outputs(out_dir, rows, meta, gens)
+    curves = scaling_curves(gens[gens["variant"].isin(present)], chosen)
+    outputs = write_outputs(out_dir, rows, meta, gens, curves=curves)
     return rows, outputs

@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import UserError
 from .models import DEFAULT_MODEL
+from .strategies.base import DEFAULT_WAIT_WORDS
 
 DEFAULT_VARIANTS = ["base", "rtn-w8g32", "rtn-w4g32", "rtn-w3g32"]
 # Sized so the default run (4 variants x 16 problems on Qwen2.5-Coder-0.5B) ends in < 10 min on 2 cores.
 DEFAULT_LIMIT = 16
 DEFAULT_MAX_NEW_TOKENS = 320
 DEFAULT_BATCH_SIZE = 16
-STRATEGIES = ("greedy",)
+DEFAULT_STRATEGIES = ["greedy"]
 
 
 class RunSpec(BaseModel):
@@ -35,7 +36,15 @@ class RunSpec(BaseModel):
     task: str = "arithmetic"
     task_options: dict[str, Any] = Field(default_factory=dict)
     limit: int = Field(DEFAULT_LIMIT, ge=1, description="number of problems")
-    strategy: str = "greedy"
+    strategy: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STRATEGIES),
+        description="comma list: greedy, sample@N, maj@K, bon@K:SCORER, short-M@K, [+]bf-cap:B, bf-wait:N, wait-penalty:A",
+    )
+    temperature: float = Field(0.7, gt=0, le=2, description="sampling temperature of sampling strategies")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus mass of sampling strategies")
+    wait_words: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_WAIT_WORDS), description="words wait-penalty discourages"
+    )
     max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072)
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096)
     seed: int = Field(0, ge=0)
@@ -72,11 +81,18 @@ class RunSpec(BaseModel):
                 raise ValueError(str(e)) from None
         return v
 
-    @field_validator("strategy")
+    @field_validator("strategy", mode="before")
     @classmethod
-    def _check_strategy(cls, v: str) -> str:
-        if v not in STRATEGIES:
-            raise ValueError(f"unknown strategy {v!r}; available: {', '.join(STRATEGIES)}")
+    def _split_strategies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @field_validator("wait_words")
+    @classmethod
+    def _check_words(cls, v: list[str]) -> list[str]:
+        if not v or any(not w.strip() for w in v):
+            raise ValueError("expected a non-empty list of non-empty words")
         return v
 
     @field_validator("device")
@@ -92,11 +108,34 @@ class RunSpec(BaseModel):
 
         try:
             get_task(self.task, **self.task_options)
+            strategies = self.strategies()
         except UserError as e:
             raise ValueError(str(e)) from None
+        if not strategies:
+            raise ValueError("strategy: expected at least one strategy")
+        names = [s.name for s in strategies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"strategy: duplicate strategies in {names}")
+        for s in strategies:
+            if s.recipe.stop_after is not None and s.recipe.n > self.batch_size:
+                raise ValueError(
+                    f"strategy {s.name!r} decodes its {s.recipe.n} samples together and stops them "
+                    f"together: batch_size must be >= {s.recipe.n}, got {self.batch_size}"
+                )
         return self
 
     # --- derived ---------------------------------------------------------------------------
+    def sampling_options(self):
+        from .strategies import SamplingOptions
+
+        return SamplingOptions(self.temperature, self.top_p, tuple(self.wait_words))
+
+    def strategies(self) -> list:
+        """The parsed strategies (recipe + decision rule), in the order given."""
+        from .strategies import parse_strategy
+
+        return [parse_strategy(x, self.sampling_options()) for x in self.strategy]
+
     @property
     def reference(self) -> str:
         """The variant CTIR and speed-ups are measured against: `base` if present, else the first."""
@@ -106,7 +145,7 @@ class RunSpec(BaseModel):
         if self.name:
             return self.name
         model = Path(self.model).stem if self.model.endswith(".gguf") else self.model.split("/")[-1]
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{self.task}-{self.strategy}")
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{self.task}")
 
     def store_path(self) -> Path:
         return self.store or Path("runs") / f"{self.run_name()}.sqlite"
@@ -115,12 +154,14 @@ class RunSpec(BaseModel):
         return self.out or Path("runs") / self.run_name()
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change what a generation is; rows are shared only when all match."""
+        """The fields that change what a generation is; rows are shared only when all match.
+        Strategies are not among them: every row carries its recipe key (temperature, top-p,
+        budget, ...) and strategies with the same recipe share samples, so adding a strategy
+        to a run resumes it."""
         return {
             "model": self.model,
             "task": self.task,
             "task_options": self.task_options,
-            "strategy": self.strategy,
             "max_new_tokens": self.max_new_tokens,
             "seed": self.seed,
             "engine": self.engine,

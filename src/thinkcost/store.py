@@ -15,7 +15,7 @@ from .engines.base import Completion
 from .errors import UserError
 from .tasks.base import Problem, Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,9 +66,39 @@ CREATE TABLE IF NOT EXISTS generations (
     correct INTEGER NOT NULL,
     mean_logprob REAL,
     created_at REAL NOT NULL,
+    self_certainty REAL,
+    forced_tokens INTEGER NOT NULL DEFAULT 0,
+    interventions INTEGER NOT NULL DEFAULT 0,
+    call_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
 );
+CREATE TABLE IF NOT EXISTS strategies (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    info_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    scorer TEXT NOT NULL,
+    value REAL,
+    seconds REAL NOT NULL,
+    PRIMARY KEY (run_id, variant, problem_id, strategy, sample, scorer)
+);
 """
+
+# Columns added after schema 1, with their definitions, so an older store is upgraded in place.
+_ADDED_COLUMNS = {
+    "self_certainty": "REAL",
+    "forced_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "interventions": "INTEGER NOT NULL DEFAULT 0",
+    "call_id": "TEXT NOT NULL DEFAULT ''",
+}
 
 GENERATION_COLUMNS = (
     "run_id",
@@ -94,6 +124,10 @@ GENERATION_COLUMNS = (
     "correct",
     "mean_logprob",
     "created_at",
+    "self_certainty",
+    "forced_tokens",
+    "interventions",
+    "call_id",
 )
 
 
@@ -111,6 +145,10 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(generations)")}
+            for col, decl in _ADDED_COLUMNS.items():
+                if col not in have:
+                    self.db.execute(f"ALTER TABLE generations ADD COLUMN {col} {decl}")
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.db.commit()
         except (OSError, sqlite3.Error) as e:
@@ -159,8 +197,10 @@ class Store:
         c: Completion,
         verdict: Verdict,
         batch_size: int,
-    ) -> None:
-        """Commit one finished generation at once: this is the unit a crash cannot lose."""
+        call_id: str = "",
+    ) -> bool:
+        """Commit one finished generation at once: this is the unit a crash cannot lose.
+        Returns False when the row was already stored (a resumed group re-drawn whole)."""
         mean_lp = sum(c.logprobs) / len(c.logprobs) if c.logprobs else None
         row = (
             run_id,
@@ -186,9 +226,33 @@ class Store:
             int(verdict.correct),
             mean_lp,
             time.time(),
+            c.self_certainty,
+            c.forced_tokens,
+            c.interventions,
+            call_id,
         )
+        cur = self.db.execute(
+            f"INSERT OR IGNORE INTO generations ({','.join(GENERATION_COLUMNS)}) "
+            f"VALUES ({','.join('?' * len(GENERATION_COLUMNS))})",
+            row,
+        )
+        self.db.commit()
+        return cur.rowcount == 1
+
+    def put_strategy(self, run_id: str, name: str, position: int, info: dict[str, Any]) -> None:
         self.db.execute(
-            f"INSERT OR IGNORE INTO generations VALUES ({','.join('?' * len(GENERATION_COLUMNS))})", row
+            "INSERT INTO strategies VALUES (?, ?, ?, ?) ON CONFLICT(run_id, name) "
+            "DO UPDATE SET info_json = excluded.info_json",
+            (run_id, name, position, json.dumps(info, sort_keys=True)),
+        )
+        self.db.commit()
+
+    def put_scores(
+        self, run_id: str, rows: Iterable[tuple[str, str, str, int, str, float | None, float]]
+    ) -> None:
+        """(variant, problem_id, recipe key, sample, scorer, value, seconds) per scored sample."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows]
         )
         self.db.commit()
 
@@ -209,6 +273,17 @@ class Store:
             (run_id, variant, strategy),
         )
         return {(r[0], r[1]) for r in rows}
+
+    def strategies(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT name, info_json FROM strategies WHERE run_id=? ORDER BY position", (run_id,)
+        ).fetchall()
+        return [{"name": r["name"], **json.loads(r["info_json"])} for r in rows]
+
+    def scores(self, run_id: str):
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT * FROM scores WHERE run_id = ?", self.db, params=(run_id,))
 
     def variants(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(

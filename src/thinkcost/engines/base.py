@@ -3,8 +3,8 @@ tokenizer, so reasoning-token figures are comparable across variants of one mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 THINK_OPEN = "<think>"
@@ -57,7 +57,9 @@ class Request:
         if self.n < 1:
             raise ValueError(f"Request.n: expected >= 1, got {self.n}")
         if self.sample_ids is not None and (
-            not self.sample_ids or len(set(self.sample_ids)) != len(self.sample_ids) or min(self.sample_ids) < 0
+            not self.sample_ids
+            or len(set(self.sample_ids)) != len(self.sample_ids)
+            or min(self.sample_ids) < 0
         ):
             raise ValueError(f"Request.sample_ids: expected distinct ids >= 0, got {self.sample_ids}")
         if self.stop_after is not None and not 1 <= self.stop_after <= len(self.samples):
@@ -108,6 +110,8 @@ class Engine(Protocol):
 
     name: str
 
-    def generate(self, requests: Sequence[Request], on_complete: OnComplete | None = None) -> list[Completion]: ...
+    def generate(
+        self, requests: Sequence[Request], on_complete: OnComplete | None = None
+    ) -> list[Completion]: ...
 
     def close(self) -> None: ...

@@ -2,38 +2,50 @@
 
 Why not `model.generate`: a static batch runs until its longest member stops, so one
 looping low-bit sample makes every finished row pay for padding steps. This loop drops a row
-from the KV cache the step it finishes, records when each row finished (latency) and what
-share of every step's wall time it used (cost), and checks stop strings outside `<think>`.
-Greedy output equals `model.generate` token for token (tested).
+from the KV cache the step it finishes (or short-m@k cancels it), records when each row
+finished (latency) and what share of every step's wall time it used (cost), and checks stop
+strings outside `<think>`. Greedy output equals `model.generate` token for token (tested).
+
+What a row emits and when it ends (budget forcing, short-m@k) is decided in `control`, shared
+with the scripted test engine; this module only turns logits into the model's proposal:
+wait-penalty on the logits, then argmax or seeded top-p sampling, plus the chosen token's
+logprob and the step's self-certainty, both from the model's own untempered, unpenalised
+distribution (they describe what the model believes, not what the decoding knobs did).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 
 from ..models import ModelSource
-from ..reasoning import open_think_at, split_reasoning
-from .base import Completion, Request
-
-OnComplete = Callable[[int, int, Completion], None]
+from .base import Completion, OnComplete, Request
+from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
 
 
-@dataclass
-class _Row:
-    req: Request
-    prompt_len: int
-    generator: torch.Generator | None
-    ids: list[int]
-    logprobs: list[float]
-    cost_s: float = 0.0
-    latency_s: float = 0.0
-    finish: str | None = None
-    stop_at: int | None = None  # char offset where a stop string cut the text
+class _Row(RowControl):
+    """A `RowControl` plus what the torch loop needs: prompt length, the sample's own
+    generator, its wait-penalty rules and its cost/latency so far."""
+
+    def __init__(
+        self,
+        req: Request,
+        prompt_len: int,
+        generator: torch.Generator | None,
+        ids: list[int] | None = None,
+        logprobs: list[float] | None = None,
+        rules: PenaltyRules | None = None,
+    ) -> None:
+        super().__init__(req, ids, logprobs)
+        self.prompt_len = prompt_len
+        self.generator = generator
+        self.rules = rules
+        self.cost_s = 0.0
+        self.latency_s = 0.0
 
 
 def load_hf(source: ModelSource, dtype: str = "float32", device: str = "cpu"):
@@ -62,6 +74,7 @@ class HFEngine:
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.eos_ids = self._eos_ids()
+        self.vocab = Vocab.of(self.tok, self.eos_ids)
         # transformers 5 renamed the forward kwarg `past_key_values` to `cache`.
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -86,15 +99,25 @@ class HFEngine:
     def generate(
         self, requests: Sequence[Request], on_complete: OnComplete | None = None
     ) -> list[Completion]:
-        """All completions in request order (`n` > 1 yields n consecutive ones).
+        """All completions in request order, each request's samples in `req.samples` order.
 
-        `on_complete(request_index, sample_index, completion)` is called the moment each
-        sequence finishes, so a caller can commit it before the rest of its batch is done."""
-        flat = [(k, r, i) for k, r in enumerate(requests) for i in range(r.n)]
+        `on_complete(request_index, sample_id, completion)` is called the moment each
+        sequence finishes or is cancelled, so a caller can commit it before the rest of its
+        batch is done. Raises ValueError (before generating anything) when a short-m@k request
+        has more samples than `batch_size`: its samples must decode in one batch."""
         out: list[Completion] = []
-        for b in range(0, len(flat), self.batch_size):
-            out.extend(self._batch(flat[b : b + self.batch_size], on_complete))
+        for chunk in plan_batches(requests, self.batch_size):
+            out.extend(self._batch(chunk, on_complete))
         return out
+
+    def _new_row(self, req: Request, sample_id: int, prompt_len: int) -> _Row:
+        gen = None
+        if req.temperature > 0:  # seeded by (seed, sample id) alone: resumable, batch-independent
+            gen = torch.Generator(device="cpu").manual_seed(req.seed * 1_000_003 + sample_id)
+        rules = None
+        if req.penalty > 0 and req.penalty_words:
+            rules = penalty_rules(self.tok, req.penalty_words)
+        return _Row(req, prompt_len, gen, rules=rules)
 
     @torch.inference_mode()
     def _batch(
@@ -106,12 +129,8 @@ class HFEngine:
         )
         input_ids = enc["input_ids"].to(self.device)
         mask = enc["attention_mask"].to(self.device)
-        rows = []
-        for k, (_, r, i) in enumerate(chunk):
-            gen = None
-            if r.temperature > 0:
-                gen = torch.Generator(device="cpu").manual_seed(r.seed * 1_000_003 + i)
-            rows.append(_Row(r, int(mask[k].sum()), gen, [], []))
+        rows = [self._new_row(r, i, int(mask[k].sum())) for k, (_, r, i) in enumerate(chunk)]
+        short_mk = ShortMK([(k, r) for k, r, _ in chunk])
         active = list(range(len(rows)))  # row index of each line in the live batch
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = None
@@ -120,6 +139,14 @@ class HFEngine:
         t_prev = t0
         ttft = 0.0
         done: dict[int, Completion] = {}
+
+        def finish(a: int, now: float) -> None:
+            rows[a].latency_s = now - t0
+            done[a] = self._complete(rows[a], ttft)
+            if on_complete is not None:
+                req_index, _, sample_id = chunk[a]
+                on_complete(req_index, sample_id, done[a])
+
         max_steps = max(r.req.max_new_tokens for r in rows)
         for step in range(max_steps):
             out = self.model(
@@ -132,7 +159,7 @@ class HFEngine:
             )
             cache = getattr(out, "cache", None) or out.past_key_values
             logits = out.logits[:, -1, :].float()
-            nxt, lps = self._pick(logits, [rows[a] for a in active])
+            sampled, lps, certs = (t.tolist() for t in self._pick(logits, [rows[a] for a in active]))
             now = time.perf_counter()
             dt = now - t_prev
             t_prev = now
@@ -144,26 +171,23 @@ class HFEngine:
             else:
                 for a in active:
                     rows[a].cost_s += dt / len(active)
+            emitted = []
             keep = []
             for line, a in enumerate(active):
-                row = rows[a]
-                tid = int(nxt[line])
-                row.ids.append(tid)
-                row.logprobs.append(float(lps[line]))
-                if tid in self.eos_ids or (row.req.stop and self._hit_stop(row)):
-                    row.finish = "stop"
-                elif len(row.ids) >= row.req.max_new_tokens:
-                    row.finish = "length"
-                if row.finish:
-                    row.latency_s = now - t0
-                    done[a] = self._complete(row, ttft)
-                    if on_complete is not None:
-                        req_index, _, sample = chunk[a]
-                        on_complete(req_index, sample, done[a])
+                emitted.append(rows[a].step(sampled[line], self.vocab, lps[line], certs[line]))
+                if rows[a].finish:
+                    short_mk.finished(a)
+                    finish(a, now)
                 else:
                     keep.append(line)
+            cancel = set(short_mk.to_cancel(active[line] for line in keep))
+            for a in sorted(cancel):
+                rows[a].finish = "cancelled"
+                finish(a, now)
+            keep = [line for line in keep if active[line] not in cancel]
             if not keep:
                 break
+            nxt = torch.tensor(emitted, device=self.device)  # forced tokens are fed back too
             if len(keep) < len(active):
                 idx = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(idx)
@@ -176,9 +200,16 @@ class HFEngine:
             step_pos = step_pos[:, -1:] + 1
         return [done[a] for a in range(len(rows))]
 
-    def _pick(self, logits: torch.Tensor, rows: list[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next token per row: argmax for temperature 0, else seeded top-p sampling per row."""
+    def _pick(
+        self, logits: torch.Tensor, rows: list[_Row]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The model's proposal per row: argmax for temperature 0, else seeded top-p sampling,
+        both after the wait-penalty. Also returns the proposal's logprob and the self-certainty
+        KL(uniform || p) = -log V - mean_j log p_j, both under the raw (untempered,
+        unpenalised) distribution."""
         logp = torch.log_softmax(logits, dim=-1)
+        certainty = -math.log(logits.shape[-1]) - logp.mean(dim=-1)
+        logits = _penalise(logits, rows)
         nxt = logits.argmax(dim=-1)
         for k, row in enumerate(rows):
             if row.generator is None:
@@ -190,61 +221,43 @@ class HFEngine:
                 sp[cut] = 0
                 probs = torch.zeros_like(probs).scatter_(0, si, sp)
             nxt[k] = torch.multinomial(probs.cpu(), 1, generator=row.generator).to(nxt.device)[0]
-        return nxt, logp.gather(1, nxt[:, None])[:, 0]
+        return nxt, logp.gather(1, nxt[:, None])[:, 0], certainty
 
     def _hit_stop(self, row: _Row) -> bool:
         """A stop string ends generation only outside an open `<think>` block."""
-        text = self.tok.decode(row.ids, skip_special_tokens=True)
-        for s in row.req.stop:
-            start = max(0, len(text) - len(s) - 16)  # only the newest tail can hold a new match
-            p = text.find(s, start)
-            if p != -1 and not open_think_at(text, p):
-                row.stop_at = p
-                return True
-        return False
+        return row.check_stop(self.vocab)
 
     def _complete(self, row: _Row, ttft: float) -> Completion:
-        ids = row.ids[:-1] if row.ids and row.ids[-1] in self.eos_ids else row.ids
-        text = self.tok.decode(ids, skip_special_tokens=True)
-        if row.stop_at is not None:
-            text = text[: row.stop_at]
-            ids = ids[: self._tokens_covering(ids, row.stop_at)]
-        sp = split_reasoning(text, row.finish or "length")
-        n_reason = (
-            len(ids) if sp.think_unclosed else min(len(ids), self._tokens_covering(ids, sp.answer_start))
-        )
-        return Completion(
-            text=text,
-            reasoning_text=sp.reasoning,
-            answer_text=sp.answer,
-            prompt_tokens=row.prompt_len,
-            completion_tokens=len(row.ids),
-            reasoning_tokens=n_reason,
-            answer_tokens=len(ids) - n_reason,
-            finish_reason=row.finish or "length",
-            latency_s=row.latency_s,
-            ttft_s=ttft,
-            cost_s=row.cost_s,
-            think_unclosed=sp.think_unclosed,
-            logprobs=row.logprobs,
-        )
-
-    def _tokens_covering(self, ids: list[int], n_chars: int) -> int:
-        """Fewest leading tokens whose decoded text reaches `n_chars` characters (binary search:
-        exact token counts from the model's own tokenizer, no whitespace heuristics)."""
-        if n_chars <= 0:
-            return 0
-        lo, hi = 0, len(ids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if len(self.tok.decode(ids[:mid], skip_special_tokens=True)) >= n_chars:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        return complete(row, self.vocab, row.prompt_len, row.latency_s, ttft, row.cost_s)
 
     def close(self) -> None:
         self.model = None
+
+
+def _penalise(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
+    """Logits minus each row's wait-penalty (a copy; the input is left as it was). Rows that
+    share a rule table and penalty are pushed down in one indexed subtraction; phrase rules
+    depend on each row's own last tokens."""
+    groups: dict[tuple[int, float], list[int]] = {}
+    for k, row in enumerate(rows):
+        if row.rules is not None:
+            groups.setdefault((id(row.rules), row.req.penalty), []).append(k)
+    if not groups:
+        return logits
+    logits = logits.clone()
+    for (_, alpha), ks in groups.items():
+        rules = rows[ks[0]].rules
+        vocab_size = logits.shape[-1]  # tokenizer ids past the model's vocabulary: never sampled
+        single = [i for i in rules.single if i < vocab_size]
+        if single:
+            idx = torch.tensor(ks, device=logits.device)[:, None]
+            logits[idx, torch.tensor(single, device=logits.device)[None, :]] -= alpha
+        if rules.prefixed:
+            for k in ks:
+                targets = [i for i in rules.targets(rows[k].ids) if i < vocab_size]
+                if targets:
+                    logits[k, targets] -= alpha
+    return logits
 
 
 def save_hf(model, tokenizer, out_dir) -> None:

@@ -11,18 +11,21 @@ import pandas as pd
 
 from .accuracy import wilson_interval
 from .efficiency import effective_speedup, per_correct, tokens_per_second
-from .tokens import RatioCI, ctir
+from .tokens import RatioCI, ctir, mean_ci
 
 
 @dataclass
 class VariantSummary:
+    """One report row: a (variant, strategy) pair. Token figures per attempt (sample) keep
+    greedy and sampling rows comparable; per-problem figures are what the strategy costs."""
+
     name: str
-    n: int
-    n_correct: int
-    accuracy: float
+    n: int  # problems
+    n_correct: int  # problems whose final answer is correct
+    accuracy: float  # mean score (for sample@N: expected accuracy of one sample)
     accuracy_ci: tuple[float, float]
-    mean_reasoning_tokens: float
-    mean_completion_tokens: float
+    mean_reasoning_tokens: float  # per attempt
+    mean_completion_tokens: float  # per attempt
     ctir: float
     ctir_ci: tuple[float, float]
     ctir_n: int
@@ -32,8 +35,17 @@ class VariantSummary:
     s_per_correct: float
     tokens_per_correct: float
     effective_speedup: float
-    truncated_share: float
+    truncated_share: float  # attempts that hit max_new_tokens
     wall_s: float
+    strategy: str = "greedy"
+    tokens_per_problem: float = math.nan  # every generated token the strategy spent, per problem
+    s_per_problem: float = math.nan
+    latency_per_problem: float = math.nan  # time until the problem's last sample finished
+    samples_per_problem: float = math.nan
+    engine_calls_per_problem: float = math.nan
+    cancelled_share: float = 0.0  # attempts stopped early (short-m@k)
+    forced_tokens_per_problem: float = 0.0
+    pareto: bool = False  # on the accuracy-vs-tokens-per-problem frontier of all rows
     bits_per_weight: float | None = None
     proxy_loss: float | None = None  # sum of tr((W-Q) H (W-Q)^T) over layers, GPTQ/Babai variants
     quantize_s: float | None = None
@@ -59,67 +71,114 @@ def _clean(x: Any) -> Any:
 
 
 def summarize(
-    gens: pd.DataFrame,
+    outcomes: pd.DataFrame,
     variants: list[str],
     reference: str,
     *,
-    strategy: str = "greedy",
+    strategies: list[str] | None = None,
     variant_info: dict[str, dict[str, Any]] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> list[VariantSummary]:
-    """Per-variant figures over sample 0 of `strategy`; CTIR and speed-up against `reference`.
+    """Rows per (strategy, variant) from per-problem outcomes (metrics.outcomes); CTIR and
+    speed-up against `reference` under the same strategy; Pareto flags across all rows.
 
-    Only problems that every listed variant has answered are compared, so a half-finished
-    variant never makes the ratios compare different problem sets."""
-    g = gens[(gens["strategy"] == strategy) & (gens["sample"] == 0)]
-    g = g[g["variant"].isin(variants)]
-    shared = None
-    for v in variants:
-        ids = set(g.loc[g["variant"] == v, "problem_id"])
-        shared = ids if shared is None else shared & ids
-    g = g[g["problem_id"].isin(shared or set())]
-    by = {v: g[g["variant"] == v].set_index("problem_id") for v in variants}
-    ref = by[reference]
-    ref_spc = per_correct(float(ref["cost_s"].sum()), int(ref["correct"].sum())) if len(ref) else math.nan
-    info = variant_info or {}
-    out = []
+    Within a strategy only problems that every variant present has decided are compared, so a
+    half-finished variant never makes the ratios compare different problem sets."""
+    names = strategies or list(dict.fromkeys(outcomes["strategy"]))
+    out: list[VariantSummary] = []
+    for strat in names:
+        o = outcomes[(outcomes["strategy"] == strat) & outcomes["variant"].isin(variants)]
+        present = [v for v in variants if v in set(o["variant"])]
+        if not present:
+            continue
+        shared = set.intersection(*(set(o.loc[o["variant"] == v, "problem_id"]) for v in present))
+        o = o[o["problem_id"].isin(shared)]
+        out.extend(_strategy_rows(o, present, reference, strat, variant_info or {}, n_boot, seed))
+    mark_pareto(out)
+    return out
+
+
+def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[VariantSummary]:
+    by = {v: o[o["variant"] == v].set_index("problem_id") for v in variants}
+    ref = by.get(reference)
+    ref_spc = (
+        per_correct(float(ref["cost_s"].sum()), float(ref["correct_answers"].sum()))
+        if ref is not None
+        else math.nan
+    )
+    rows = []
     for v in variants:
         d = by[v]
-        n, k = len(d), int(d["correct"].sum())
-        if v == reference:
-            same = RatioCI(1.0, 1.0, 1.0, k) if n else RatioCI(math.nan, math.nan, math.nan, 0)
-            joint, allp = same, RatioCI(same.ratio, same.low, same.high, n)
+        n = len(d)
+        credit = float(d["score"].sum())
+        right = float(d["correct_answers"].sum())  # correct final answers returned
+        attempts = float(d["attempts"].sum())
+        tokens = float(d["tokens"].sum())
+        if ref is None:
+            joint = allp = RatioCI(math.nan, math.nan, math.nan, 0)
+        elif v == reference:
+            k = int(d["correct"].sum())
+            joint = RatioCI(1.0, 1.0, 1.0, k) if n else RatioCI(math.nan, math.nan, math.nan, 0)
+            allp = RatioCI(joint.ratio, joint.low, joint.high, n)
         else:
             rt, vt = ref["reasoning_tokens"].to_dict(), d["reasoning_tokens"].to_dict()
             rc, vc = ref["correct"].astype(bool).to_dict(), d["correct"].astype(bool).to_dict()
             joint = ctir(rt, vt, rc, vc, n_boot=n_boot, seed=seed)
             allp = ctir(rt, vt, n_boot=n_boot, seed=seed)
         cost = float(d["cost_s"].sum())
-        spc = per_correct(cost, k)
-        out.append(
+        spc = per_correct(cost, right)
+        scores = d["score"].to_numpy(dtype=float)
+        binary = bool(((scores == 0) | (scores == 1)).all())
+        acc_ci = (
+            wilson_interval(int(scores.sum()), n) if binary else mean_ci(scores, n_boot=n_boot, seed=seed)[1:]
+        )
+        vi = info.get(v, {})
+        rows.append(
             VariantSummary(
                 name=v,
                 n=n,
-                n_correct=k,
-                accuracy=k / n if n else math.nan,
-                accuracy_ci=wilson_interval(k, n),
-                mean_reasoning_tokens=float(d["reasoning_tokens"].mean()) if n else math.nan,
-                mean_completion_tokens=float(d["completion_tokens"].mean()) if n else math.nan,
+                n_correct=int(d["correct"].sum()),
+                accuracy=credit / n if n else math.nan,
+                accuracy_ci=acc_ci,
+                mean_reasoning_tokens=float(d["reasoning_tokens"].sum()) / attempts if attempts else math.nan,
+                mean_completion_tokens=tokens / attempts if attempts else math.nan,
                 ctir=joint.ratio,
                 ctir_ci=(joint.low, joint.high),
                 ctir_n=joint.n,
                 ctir_all=allp.ratio,
                 ctir_all_ci=(allp.low, allp.high),
-                tokens_per_s=tokens_per_second(float(d["completion_tokens"].sum()), cost),
+                tokens_per_s=tokens_per_second(tokens, cost),
                 s_per_correct=spc,
-                tokens_per_correct=per_correct(float(d["completion_tokens"].sum()), k),
+                tokens_per_correct=per_correct(tokens, right),
                 effective_speedup=effective_speedup(ref_spc, spc) if n else math.nan,
-                truncated_share=float((d["finish_reason"] == "length").mean()) if n else math.nan,
+                truncated_share=float(d["truncated"].sum()) / attempts if attempts else math.nan,
                 wall_s=cost,
-                bits_per_weight=info.get(v, {}).get("bits_per_weight"),
-                proxy_loss=info.get(v, {}).get("proxy_loss"),
-                quantize_s=info.get(v, {}).get("quantize_s"),
+                strategy=strat,
+                tokens_per_problem=tokens / n if n else math.nan,
+                s_per_problem=cost / n if n else math.nan,
+                latency_per_problem=float(d["latency_s"].mean()) if n else math.nan,
+                samples_per_problem=attempts / n if n else math.nan,
+                engine_calls_per_problem=float(d["engine_calls"].mean()) if n else math.nan,
+                cancelled_share=float(d["cancelled"].sum()) / attempts if attempts else 0.0,
+                forced_tokens_per_problem=float(d["forced_tokens"].sum()) / n if n else 0.0,
+                bits_per_weight=vi.get("bits_per_weight"),
+                proxy_loss=vi.get("proxy_loss"),
+                quantize_s=vi.get("quantize_s"),
             )
         )
-    return out
+    return rows
+
+
+def mark_pareto(rows: list[VariantSummary]) -> None:
+    """Flag rows no other row beats on both axes (accuracy up, tokens per problem down)."""
+    pts = [(r.accuracy, r.tokens_per_problem) for r in rows]
+    for r, (a, t) in zip(rows, pts, strict=True):
+        if math.isnan(a) or math.isnan(t):
+            r.pareto = False
+            continue
+        r.pareto = not any(
+            (a2 >= a and t2 <= t) and (a2 > a or t2 < t)
+            for a2, t2 in pts
+            if not (math.isnan(a2) or math.isnan(t2))
+        )

@@ -14,6 +14,7 @@ from ..metrics.summary import VariantSummary
 
 JSON_KEYS = (
     "name",
+    "strategy",
     "n",
     "accuracy",
     "accuracy_ci",
@@ -24,6 +25,9 @@ JSON_KEYS = (
     "tokens_per_s",
     "s_per_correct",
     "effective_speedup",
+    "tokens_per_problem",
+    "tokens_per_correct",
+    "pareto",
 )
 
 
@@ -42,24 +46,36 @@ def _ci(lo: float, hi: float, fmt: str = "{:.2f}") -> str:
 
 
 def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
-    """Formatted cells, shared by the terminal table and the HTML page."""
+    """Formatted cells, shared by the terminal table and the HTML page. Columns about sampling
+    (strategy, tokens per problem, samples) appear only when a run has more than greedy."""
+    multi = any(r.strategy != "greedy" for r in rows)
     out = []
     for r in rows:
         pct = "{:.0f}"
-        out.append(
-            {
-                "variant": r.name + (f" ({r.bits_per_weight:.2f} b/w)" if r.bits_per_weight else ""),
-                "accuracy (95% CI)": f"{_num(100 * r.accuracy, pct)}%"
-                f"{_ci(100 * r.accuracy_ci[0], 100 * r.accuracy_ci[1], pct)} {r.n_correct}/{r.n}",
-                "reasoning tok": _num(r.mean_reasoning_tokens, pct),
-                "CTIR joint (95% CI)": _num(r.ctir) + _ci(*r.ctir_ci) + f" n={r.ctir_n}",
-                "CTIR all (95% CI)": _num(r.ctir_all) + _ci(*r.ctir_all_ci),
-                "hit cap": f"{_num(100 * r.truncated_share, pct)}%",
-                "tok/s": _num(r.tokens_per_s, "{:.1f}"),
-                "s/correct": _num(r.s_per_correct, "{:.1f}"),
-                "speed-up": _num(r.effective_speedup) + "×",
-            }
-        )
+        cells = {
+            "variant": r.name + (f" ({r.bits_per_weight:.2f} b/w)" if r.bits_per_weight else ""),
+        }
+        if multi:
+            cells["strategy"] = r.strategy
+        cells |= {
+            "accuracy (95% CI)": f"{_num(100 * r.accuracy, pct)}%"
+            f"{_ci(100 * r.accuracy_ci[0], 100 * r.accuracy_ci[1], pct)} {r.n_correct}/{r.n}",
+            "reasoning tok": _num(r.mean_reasoning_tokens, pct),
+        }
+        if multi:
+            cells["tok/problem"] = _num(r.tokens_per_problem, pct)
+        cells |= {
+            "CTIR joint (95% CI)": _num(r.ctir) + _ci(*r.ctir_ci) + f" n={r.ctir_n}",
+            "CTIR all (95% CI)": _num(r.ctir_all) + _ci(*r.ctir_all_ci),
+            "hit cap": f"{_num(100 * r.truncated_share, pct)}%",
+            "tok/s": _num(r.tokens_per_s, "{:.1f}"),
+            "tok/correct": _num(r.tokens_per_correct, pct),
+            "s/correct": _num(r.s_per_correct, "{:.1f}"),
+            "speed-up": _num(r.effective_speedup) + "×",
+        }
+        if multi:
+            cells["frontier"] = "★" if r.pareto else ""
+        out.append(cells)
     return out
 
 
@@ -67,7 +83,8 @@ def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
     cells = rows_for_display(rows)
     t = Table(
         title=title,
-        caption=f"CTIR and speed-up vs {reference!r}; CTIR joint = over problems both answer correctly",
+        caption=f"CTIR and speed-up vs {reference!r} under the same strategy; CTIR joint = over problems "
+        "both answer correctly; ★ = on the accuracy-vs-tokens-per-problem frontier",
     )
     for col in cells[0] if cells else []:
         t.add_column(col, justify="left" if col == "variant" else "right")
@@ -76,16 +93,30 @@ def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
     return t
 
 
-def summary_json(rows: list[VariantSummary], meta: dict[str, Any]) -> dict[str, Any]:
-    """`variants` holds one object per variant; the issue's keys first, extras after."""
+def summary_json(
+    rows: list[VariantSummary], meta: dict[str, Any], curves: list[dict] | None = None
+) -> dict[str, Any]:
+    """`variants` holds one object per (variant, strategy) row, the main keys first; `pareto`
+    lists the frontier rows (accuracy vs tokens per problem); `curves` the pass@k / maj@k points."""
     objs = []
     for r in rows:
         d = r.to_json()
         objs.append({k: d[k] for k in JSON_KEYS} | {k: v for k, v in d.items() if k not in JSON_KEYS})
-    return {"meta": meta, "variants": objs}
+    frontier = [
+        {
+            "variant": r.name,
+            "strategy": r.strategy,
+            "accuracy": r.accuracy,
+            "tokens_per_problem": r.tokens_per_problem,
+        }
+        for r in sorted((r for r in rows if r.pareto), key=lambda r: r.tokens_per_problem)
+    ]
+    return {"meta": meta, "variants": objs, "pareto": frontier, "curves": curves or []}
 
 
-def write_outputs(out_dir: Path, rows: list[VariantSummary], meta: dict[str, Any], gens) -> dict[str, Path]:
+def write_outputs(
+    out_dir: Path, rows: list[VariantSummary], meta: dict[str, Any], gens, curves: list[dict] | None = None
+) -> dict[str, Path]:
     """summary.json, generations.parquet (every sample, loadable in pandas) and report.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -93,7 +124,7 @@ def write_outputs(out_dir: Path, rows: list[VariantSummary], meta: dict[str, Any
         "parquet": out_dir / "generations.parquet",
         "html": out_dir / "report.html",
     }
-    paths["json"].write_text(json.dumps(summary_json(rows, meta), indent=2))
+    paths["json"].write_text(json.dumps(summary_json(rows, meta, curves), indent=2))
     gens.to_parquet(paths["parquet"], index=False)
     paths["html"].write_text(summary_html(rows, meta))
     return paths
