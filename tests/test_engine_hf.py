@@ -269,3 +269,25 @@ def test_self_certainty_matches_a_full_forward_pass(smollm):
     assert o.self_certainty is not None and torch.isfinite(torch.tensor(o.self_certainty))
     assert o.self_certainty == pytest.approx(float(per_token.mean()), rel=1e-3)
     assert o.logprobs == pytest.approx(logp.gather(1, torch.tensor(gen)[:, None])[:, 0].tolist(), abs=1e-3)
+
+
+@pytest.mark.parametrize("candidates", [4, 64, 10_000])
+def test_nucleus_equals_the_full_sort_definition_on_both_paths(monkeypatch, candidates):
+    """The top-k shortcut and the full-sort fallback give exactly the textbook nucleus."""
+    import thinkcost.engines.hf as hf
+
+    monkeypatch.setattr(hf, "_TOP_CANDIDATES", candidates)
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        sharp = [0.3, 1.0, 4.0][trial % 3]
+        probs = torch.softmax(torch.randn(500, generator=gen) * sharp, dim=-1)
+        top_p = [0.5, 0.9, 0.95, 0.999][trial % 4]
+        ids, w = hf.nucleus(probs, top_p)
+        order = sorted(range(500), key=lambda i: -float(probs[i]))
+        want, mass = [], 0.0
+        for i in order:  # brute force: add tokens while the mass before them is <= top_p
+            if mass <= top_p + 1e-12:
+                want.append(i)
+            mass += float(probs[i])
+        assert set(ids.tolist()) == set(want[: len(ids)]) and abs(len(ids) - len(want)) <= 1
+        assert torch.equal(w, probs[ids])

@@ -211,16 +211,12 @@ class HFEngine:
         certainty = -math.log(logits.shape[-1]) - logp.mean(dim=-1)
         logits = _penalise(logits, rows)
         nxt = logits.argmax(dim=-1)
-        for k, row in enumerate(rows):
-            if row.generator is None:
-                continue
-            probs = torch.softmax(logits[k] / row.req.temperature, dim=-1)
-            if row.req.top_p < 1.0:
-                sp, si = probs.sort(descending=True)
-                cut = sp.cumsum(0) - sp > row.req.top_p
-                sp[cut] = 0
-                probs = torch.zeros_like(probs).scatter_(0, si, sp)
-            nxt[k] = torch.multinomial(probs.cpu(), 1, generator=row.generator).to(nxt.device)[0]
+        hot = [k for k, row in enumerate(rows) if row.generator is not None]
+        if hot:
+            temps = torch.tensor([rows[k].req.temperature for k in hot], device=logits.device)
+            probs = torch.softmax(logits[hot] / temps[:, None], dim=-1)  # [S, V]
+            for line, k in enumerate(hot):
+                nxt[k] = _sample(probs[line], rows[k].req.top_p, rows[k].generator)
         return nxt, logp.gather(1, nxt[:, None])[:, 0], certainty
 
     def _hit_stop(self, row: _Row) -> bool:
@@ -277,3 +273,29 @@ def save_hf(model, tokenizer, out_dir) -> None:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     fresh.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+# Candidates examined before falling back to a full sort: the nucleus of a sampling
+# distribution almost always lies in its top few hundred tokens, and a top-k over the vocab is
+# ~30x cheaper than sorting it (151k tokens for Qwen), which otherwise dominated a CPU step.
+_TOP_CANDIDATES = 1024
+
+
+def nucleus(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token ids, weights) of the top-p nucleus of `probs` [V]: the most likely tokens whose
+    preceding mass stays <= top_p. Exact: the top-k shortcut is taken only when the k
+    candidates already hold more than top_p of the mass, so the nucleus lies inside them."""
+    k = min(_TOP_CANDIDATES, probs.shape[-1])
+    top, idx = probs.topk(k)  # sorted, descending
+    if k < probs.shape[-1] and float(top.sum()) <= top_p:
+        top, idx = probs.sort(descending=True)
+    keep = top.cumsum(0) - top <= top_p
+    return idx[keep], top[keep]
+
+
+def _sample(probs: torch.Tensor, top_p: float, generator: torch.Generator) -> int:
+    """One draw from the nucleus with this sample's own generator (reproducible per sample)."""
+    if top_p >= 1.0:
+        return int(torch.multinomial(probs.cpu(), 1, generator=generator)[0])
+    ids, weights = nucleus(probs, top_p)
+    return int(ids[torch.multinomial(weights.cpu(), 1, generator=generator)[0]])
