@@ -47,3 +47,18 @@ def test_open_think_at():
     assert open_think_at(t, t.index("STOP"))
     assert not open_think_at(t, t.rindex("STOP"))
     assert not open_think_at("no tags STOP", 8)
+
+
+def test_a_fenced_code_block_is_the_answer_when_no_marker_is_present():
+    text = "I will loop over pairs.\n\n```python\ndef f(x):\n    return x\n```\n"
+    sp = split_reasoning(text, "stop")
+    assert sp.reasoning == "I will loop over pairs.\n\n" and sp.answer.startswith("```python\ndef f(x):")
+    two = "```python\nold()\n```\nBetter:\n```python\nnew()\n```"
+    assert split_reasoning(two, "stop").answer == "```python\nnew()\n```"
+    # an unterminated block cut by the cap is not an answer; one ended by EOS is
+    cut = "Plan.\n```python\ndef f(x):\n    retu"
+    assert split_reasoning(cut, "length").answer == ""
+    assert split_reasoning(cut, "stop").answer.startswith("```python")
+    # a final-answer marker still wins over a code block before it
+    marked = "```\n1+1\n```\nThe answer is 2"
+    assert split_reasoning(marked, "stop").answer == "The answer is 2"

@@ -42,6 +42,11 @@ from thinkcost.verify.math import extract_answer, numbers_equal, parse_number, v
         ("It costs 3.75 dollars", ("3.75", "last-number")),
         ("There are 1,000 of them", ("1,000", "last-number")),
         ("half is 7/2", ("7/2", "last-number")),
+        # a letter or bracket before a number is not its sign
+        ("I paid a 5", ("5", "last-number")),
+        ("so we get B 7", ("7", "last-number")),
+        ("The answer is [3]", ("3", "last-number")),
+        ("The answer is $[1,2)$.", ("[1,2)", "answer-is")),
         ("no digits here at all", (None, "none")),
         ("", (None, "none")),
     ],

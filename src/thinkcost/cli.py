@@ -36,6 +36,16 @@ def run(
     ] = None,
     task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
     limit: Annotated[int | None, typer.Option(help="number of problems")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="local JSONL/JSON/CSV/Parquet file (or hub id) for the task's rows")
+    ] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="field mapping ours=theirs, e.g. question=problem,answer=solution")
+    ] = None,
+    skip_bad_rows: Annotated[
+        bool | None, typer.Option("--skip-bad-rows", help="record and skip malformed rows")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="prompt template override with {question} etc.")] = None,
     strategy: Annotated[
         str | None,
         typer.Option(
@@ -73,6 +83,10 @@ def run(
         variants=variants,
         task=task,
         limit=limit,
+        data=data,
+        fields=fields,
+        skip_bad_rows=skip_bad_rows,
+        prompt=prompt,
         strategy=strategy,
         temperature=temperature,
         top_p=top_p,
@@ -183,10 +197,18 @@ def tasks() -> None:
 
     from .tasks import TASKS
 
-    t = Table("task", "description")
+    t = Table("task", "source", "size", "metric", "answer", "description")
     for n in TASKS.names():
-        doc = (TASKS.get(n).__doc__ or "").strip().splitlines()
-        t.add_row(n, doc[0] if doc else "")
+        cls = TASKS.get(n)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        t.add_row(
+            n,
+            str(getattr(cls, "source", "")),
+            str(getattr(cls, "size", "")),
+            str(getattr(cls, "metric", "")),
+            str(getattr(cls, "answer_type", "")),
+            doc[0] if doc else "",
+        )
     console.print(t)
 
 

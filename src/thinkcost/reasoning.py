@@ -6,7 +6,9 @@
    trace is never graded as if it were an answer.
 3. No think tags: the answer starts at the line holding the last final-answer marker
    (`\\boxed{`, "final answer", "the answer is"); everything before is reasoning.
-4. No marker: if the generation was cut by the length cap, it is all reasoning and the answer
+4. No marker but a fenced code block: the answer starts at the opening fence of the last
+   block (code tasks: the program is the answer, the prose before it is reasoning).
+5. Neither: if the generation was cut by the length cap, it is all reasoning and the answer
    is empty; otherwise the last non-empty line is the answer.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
+_FENCE = re.compile(r"^[ \t]*```", re.M)
 _MARKER = re.compile(r"\\boxed\s*\{|\\fbox\s*\{|final answer|the answer is|^\s*\**answer\**\s*:", re.I | re.M)
 
 
@@ -54,6 +57,12 @@ def split_reasoning(text: str, finish_reason: str = "stop") -> Split:
     if last is not None:
         start = text.rfind("\n", 0, last.start()) + 1
         return Split(text[:start], text[start:].strip(), False, start)
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    if fences:
+        # an even count means the last block is closed: it opens at the second-to-last fence
+        start = fences[-2] if len(fences) % 2 == 0 else fences[-1]
+        if len(fences) % 2 == 0 or finish_reason != "length":
+            return Split(text[:start], text[start:].strip(), False, start)
     if finish_reason == "length":
         return Split(text, "", False, len(text))
     stripped = text.rstrip()

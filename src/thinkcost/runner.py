@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
     """`engine`: an already-built engine to use instead of loading the spec's model (tests
     inject a deterministic scripted engine); variants are then labels, nothing is quantized."""
     console = console or Console()
-    task = get_task(spec.task, **spec.task_options)
+    task = get_task(spec.task, **spec.task_kwargs())
     strategies = spec.strategies()
     source = resolve_model(spec.model) if engine is None else None  # fails fast if not installed
     problems = task.problems(spec.limit, spec.seed)
@@ -101,6 +101,16 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
     run_id = spec.run_id()
     store.ensure_run(run_id, spec.run_name(), spec.identity())
     store.put_problems(run_id, problems)
+    skipped = [asdict(b) if is_dataclass(b) else b for b in getattr(task, "skipped", None) or []]
+    if skipped:
+        store.put_note(run_id, "skipped_rows", skipped)
+        first = skipped[0]
+        console.print(
+            f"[yellow]skipped {len(skipped)} malformed row(s)[/] (--skip-bad-rows); first: "
+            + ", ".join(
+                f"{k}={v}" for k, v in (first.items() if isinstance(first, dict) else [("row", first)])
+            )
+        )
     options = {"temperature": spec.temperature, "top_p": spec.top_p, "wait_words": list(spec.wait_words)}
     for i, s in enumerate(strategies):
         store.put_strategy(run_id, s.name, i, describe(s) | {"options": options})
@@ -345,6 +355,7 @@ def build_report(
         "spec": runs[run_id]["spec"],
         "reference": reference,
         "strategies": [describe(s) for s in chosen],
+        "skipped_rows": store.note(run_id, "skipped_rows") or [],
         "store": str(store.path),
         "thinkcost": __version__,
         "python": platform.python_version(),

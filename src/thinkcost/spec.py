@@ -35,6 +35,14 @@ class RunSpec(BaseModel):
     variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS))
     task: str = "arithmetic"
     task_options: dict[str, Any] = Field(default_factory=dict)
+    data: str | None = Field(
+        None, description="local JSONL/JSON/CSV/Parquet file (or hub id) instead of the task's hub dataset"
+    )
+    fields: dict[str, str] | None = Field(
+        None, description="our field -> the file's column, e.g. question=problem,answer=solution"
+    )
+    skip_bad_rows: bool = Field(False, description="record and skip malformed rows instead of stopping")
+    prompt: str | None = Field(None, description="prompt template override ({question}, ... placeholders)")
     limit: int = Field(DEFAULT_LIMIT, ge=1, description="number of problems")
     strategy: list[str] = Field(
         default_factory=lambda: list(DEFAULT_STRATEGIES),
@@ -88,6 +96,21 @@ class RunSpec(BaseModel):
             v = [x.strip() for x in v.split(",") if x.strip()]
         return v
 
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _parse_fields(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            out = {}
+            for part in (x.strip() for x in v.split(",") if x.strip()):
+                ours, sep, theirs = part.partition("=")
+                if not sep or not ours.strip() or not theirs.strip():
+                    raise ValueError(
+                        f"expected ours=theirs pairs such as question=problem,answer=solution; got {part!r}"
+                    )
+                out[ours.strip()] = theirs.strip()
+            return out
+        return v
+
     @field_validator("wait_words")
     @classmethod
     def _check_words(cls, v: list[str]) -> list[str]:
@@ -107,7 +130,7 @@ class RunSpec(BaseModel):
         from .tasks import get_task
 
         try:
-            get_task(self.task, **self.task_options)
+            get_task(self.task, **self.task_kwargs())
             strategies = self.strategies()
         except UserError as e:
             raise ValueError(str(e)) from None
@@ -125,6 +148,17 @@ class RunSpec(BaseModel):
         return self
 
     # --- derived ---------------------------------------------------------------------------
+    def task_kwargs(self) -> dict[str, Any]:
+        """task_options plus the data flags that are set (a task that takes no data refuses them)."""
+        extra = {
+            k: v
+            for k, v in (("data", self.data), ("fields", self.fields), ("prompt", self.prompt))
+            if v is not None
+        }
+        if self.skip_bad_rows:
+            extra["skip_bad_rows"] = True
+        return {**self.task_options, **extra}
+
     def sampling_options(self):
         from .strategies import SamplingOptions
 
@@ -161,7 +195,7 @@ class RunSpec(BaseModel):
         return {
             "model": self.model,
             "task": self.task,
-            "task_options": self.task_options,
+            "task_options": self.task_kwargs(),
             "max_new_tokens": self.max_new_tokens,
             "seed": self.seed,
             "engine": self.engine,

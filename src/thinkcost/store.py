@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS generations (
     forced_tokens INTEGER NOT NULL DEFAULT 0,
     interventions INTEGER NOT NULL DEFAULT 0,
     call_id TEXT NOT NULL DEFAULT '',
+    verdict_detail TEXT,
     PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
 );
 CREATE TABLE IF NOT EXISTS strategies (
@@ -98,6 +99,7 @@ _ADDED_COLUMNS = {
     "forced_tokens": "INTEGER NOT NULL DEFAULT 0",
     "interventions": "INTEGER NOT NULL DEFAULT 0",
     "call_id": "TEXT NOT NULL DEFAULT ''",
+    "verdict_detail": "TEXT",
 }
 
 GENERATION_COLUMNS = (
@@ -128,6 +130,7 @@ GENERATION_COLUMNS = (
     "forced_tokens",
     "interventions",
     "call_id",
+    "verdict_detail",
 )
 
 
@@ -230,6 +233,7 @@ class Store:
             c.forced_tokens,
             c.interventions,
             call_id,
+            verdict.detail,
         )
         cur = self.db.execute(
             f"INSERT OR IGNORE INTO generations ({','.join(GENERATION_COLUMNS)}) "
@@ -238,6 +242,17 @@ class Store:
         )
         self.db.commit()
         return cur.rowcount == 1
+
+    def put_note(self, run_id: str, key: str, value: Any) -> None:
+        """Run-level facts a report shows (e.g. rows skipped as malformed)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"{run_id}:{key}", json.dumps(value, default=str))
+        )
+        self.db.commit()
+
+    def note(self, run_id: str, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"{run_id}:{key}",)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def put_strategy(self, run_id: str, name: str, position: int, info: dict[str, Any]) -> None:
         self.db.execute(

@@ -11,7 +11,17 @@ from thinkcost.tasks.base import Task
 
 TASKS = Registry("task")
 
-from thinkcost.tasks import procedural  # noqa: E402, F401  (registers "arithmetic")
+# Each module registers its task(s): procedural -> arithmetic; the others read a dataset (tasks/data.py).
+from thinkcost.tasks import (  # noqa: E402, F401
+    aime,
+    gpqa,
+    gsm8k,
+    humaneval,
+    math500,
+    mbpp,
+    procbench,
+    procedural,
+)
 
 
 def get_task(name: str, **options: Any) -> Task:

@@ -24,6 +24,7 @@ class Verdict:
     correct: bool
     extracted: str | None
     rule: str  # which extraction rule matched: boxed | answer-is | last-number | none
+    detail: str | None = None  # how the verdict was reached (checker used, sandbox status, stderr tail)
 
 
 class Task(Protocol):

@@ -162,6 +162,10 @@ class ArithmeticTask:
     """Procedural word problems with min_ops..max_ops operations (add, subtract, multiply, exact divide)."""
 
     name = "arithmetic"
+    source = "procedural (offline, seeded)"
+    size = "unbounded"
+    metric = "accuracy (exact numeric)"
+    answer_type = "number"
 
     def __init__(self, min_ops: int = 1, max_ops: int = 3) -> None:
         lo, hi = OPS_RANGE

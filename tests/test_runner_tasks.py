@@ -1,0 +1,72 @@
+"""Benchmark tasks through the runner (scripted engine, fixture files): problems from a local
+file, answers checked by math-verify / the sandbox, verdict details and skipped rows stored."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from scripted_engine import ScriptedEngine
+from thinkcost.runner import run
+from thinkcost.spec import build_spec
+from thinkcost.store import Store
+from thinkcost.tasks import get_task
+
+DATA = "tests/data"
+
+
+def _spec(tmp_path, **kw):
+    return build_spec(
+        {}, {"variants": "base", "store": tmp_path / "s.sqlite", "out": tmp_path / "out", "n_boot": 200, **kw}
+    )
+
+
+def test_humaneval_from_a_local_file_is_scored_in_the_sandbox(tmp_path):
+    problems = get_task("humaneval", data=f"{DATA}/humaneval.jsonl").problems(None, 0)
+    solutions = {p.messages[-1]["content"]: p for p in problems}
+
+    def script(req, sid):  # right code for the first problem, a wrong one for the second
+        p = solutions[req.prompt_messages[-1]["content"]]
+        if p is problems[0]:
+            body = (
+                p.meta["prompt"]
+                + "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+            )
+        else:
+            body = p.meta["prompt"] + "    return 0.0\n"
+        return ["```python\n" + body + "```"]
+
+    res = run(
+        _spec(tmp_path, task="humaneval", data=f"{DATA}/humaneval.jsonl", limit=2),
+        Console(quiet=True),
+        engine=ScriptedEngine(script),
+    )
+    (row,) = res.rows
+    assert (row.n, row.n_correct) == (2, 1)
+    g = Store(tmp_path / "s.sqlite", create=False).generations()
+    details = dict(zip(g["problem_id"], g["verdict_detail"], strict=True))
+    assert details[problems[0].id].startswith("passed") and details[problems[1].id].startswith("failed")
+
+
+def test_gsm8k_with_a_field_mapping_and_skipped_rows(tmp_path):
+    bad = tmp_path / "mixed.jsonl"
+    rows = [
+        {"q": "Tom has 3 apples and buys 4 more. How many apples does he have?", "a": "3 + 4 = 7\n#### 7"},
+        {"q": "No answer here", "a": ""},
+        {"q": "A box holds 12 eggs. How many eggs are in 2 boxes?", "a": "#### 24"},
+    ]
+    bad.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+    def script(req, sid):
+        return ["The", " answer", " is", " \\boxed{7}."]
+
+    spec = _spec(
+        tmp_path, task="gsm8k", data=str(bad), fields="question=q,answer=a", skip_bad_rows=True, limit=5
+    )
+    res = run(spec, Console(quiet=True), engine=ScriptedEngine(script))
+    (row,) = res.rows
+    assert (row.n, row.n_correct) == (2, 1)
+    meta = json.loads(res.outputs["json"].read_text())["meta"]
+    assert len(meta["skipped_rows"]) == 1 and meta["skipped_rows"][0]["row"] == 2
+    assert meta["skipped_rows"][0]["field"] == "a"  # named as the file spells it
