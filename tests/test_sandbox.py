@@ -352,3 +352,12 @@ def test_verify_code_humaneval_style():
 def test_check_program_rejects_a_bad_entry_point():
     r = check_program("x = 1", "", entry_point="os.system('ls')")
     assert r.status == "error"
+
+
+def test_a_signal_death_is_not_blamed_on_memory_the_child_inherited_from_its_parent():
+    """A child forked from a big parent starts with the parent's resident pages, and Linux keeps
+    that peak across exec: only growth beyond the parent's peak counts as evidence."""
+    seg = -signal.SIGSEGV
+    assert classify(seg, False, "", maxrss_kb=600_000, memory_mb=256, inherited_kb=800_000) == "crash"
+    assert classify(seg, False, "", maxrss_kb=900_000, memory_mb=256, inherited_kb=800_000) == "memory"
+    assert classify(seg, False, "", maxrss_kb=200_000, memory_mb=256, inherited_kb=10_000) == "memory"

@@ -439,8 +439,15 @@ def _exception_name(stderr: str) -> str | None:
     return None
 
 
-def classify(returncode: int | None, timed_out: bool, stderr: str, maxrss_kb: int, memory_mb: int) -> str:
-    """Map how the child ended to a status (rules in the module docstring)."""
+def classify(
+    returncode: int | None, timed_out: bool, stderr: str, maxrss_kb: int, memory_mb: int, inherited_kb: int = 0
+) -> str:
+    """Map how the child ended to a status (rules in the module docstring).
+
+    `inherited_kb`: the parent's peak resident size when it forked the child. Linux keeps a
+    process's peak RSS across exec, and a forked child starts out sharing all of its parent's
+    pages, so a child of a big parent (a test run holding models) "peaks" at the parent's size
+    before it runs a line. Only a peak above that is evidence the child itself grew."""
     if timed_out:
         return "timeout"
     if returncode is None or _SETUP_ERROR in stderr:
@@ -451,7 +458,7 @@ def classify(returncode: int | None, timed_out: bool, stderr: str, maxrss_kb: in
         sig = -returncode
         if sig == signal.SIGXCPU:
             return "timeout"
-        heavy = maxrss_kb * 1024 >= memory_mb * 1024 * 1024 // 2
+        heavy = maxrss_kb > inherited_kb and maxrss_kb * 1024 >= memory_mb * 1024 * 1024 // 2
         if sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS) and heavy:
             return "memory"
         return "crash"
@@ -680,6 +687,7 @@ def _execute(
     cmd = [sys.executable, "-I", "-S", "-B", "-c", BOOTSTRAP, sandbox, path, mode, _SETUP_ERROR]
     try:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            inherited_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
@@ -699,7 +707,7 @@ def _execute(
             stdout, stderr = _tail(out), _tail(err)
     finally:
         _remove_cgroup(cgroup)
-    status = classify(returncode, not in_time, stderr, maxrss, memory_mb)
+    status = classify(returncode, not in_time, stderr, maxrss, memory_mb, inherited_kb)
     return SandboxResult(status, returncode, time.monotonic() - start, stdout, stderr, label)
 
 
