@@ -440,7 +440,12 @@ def _exception_name(stderr: str) -> str | None:
 
 
 def classify(
-    returncode: int | None, timed_out: bool, stderr: str, maxrss_kb: int, memory_mb: int, inherited_kb: int = 0
+    returncode: int | None,
+    timed_out: bool,
+    stderr: str,
+    maxrss_kb: int,
+    memory_mb: int,
+    inherited_kb: int = 0,
 ) -> str:
     """Map how the child ended to a status (rules in the module docstring).
 
