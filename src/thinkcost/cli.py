@@ -67,6 +67,34 @@ def run(
     ] = None,
     dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="hf (transformers; rtn/gptq/babai variants), llamacpp (GGUF; gguf:TYPE variants), "
+            "openai (any OpenAI-compatible server; served:NAME variants) or vllm (GPU)"
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="openai engine: environment variable holding the API key")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="openai engine: requests in flight (8)")] = None,
+    request_timeout: Annotated[
+        float | None, typer.Option(help="openai engine: seconds of silence before a retry (120)")
+    ] = None,
+    max_retries: Annotated[int | None, typer.Option(help="openai engine: retries per request (5)")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="openai engine: model whose tokenizer counts tokens")
+    ] = None,
+    extra_body: Annotated[
+        str | None,
+        typer.Option(
+            help="openai engine: JSON fields added to every request, e.g. '{\"repeat_penalty\": 1.0}'"
+        ),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="llamacpp engine: CPU threads")] = None,
     name: Annotated[str | None, typer.Option(help="run name")] = None,
     calib_samples: Annotated[int | None, typer.Option(help="GPTQ/Babai calibration windows")] = None,
     calib_seq_len: Annotated[int | None, typer.Option(help="tokens per calibration window")] = None,
@@ -97,6 +125,15 @@ def run(
         out=out,
         dtype=dtype,
         device=device,
+        engine=engine,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        request_timeout_s=request_timeout,
+        max_retries=max_retries,
+        tokenizer=tokenizer,
+        threads=threads,
+        extra_body=extra_body,
         name=name,
         calib_samples=calib_samples,
         calib_seq_len=calib_seq_len,

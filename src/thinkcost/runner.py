@@ -25,14 +25,15 @@ from .engines.base import Completion
 from .metrics.outcomes import outcomes
 from .metrics.summary import VariantSummary, summarize
 from .models import PACKAGED, resolve_model
-from .quant import parse_variant
-from .quant.apply import quantize_model_, restore_linear_weights_, snapshot_linear_weights
 from .spec import RunSpec
 from .store import Store
 from .strategies import Recipe, SamplingOptions, Strategy, describe, parse_strategy
 from .strategies.confidence import CONFIDENCE_INSTRUCTION
 from .tasks import get_task
-from .tasks.base import Problem
+from .tasks.base import Problem, Verdict
+
+# The verdict of a request that finally failed: not an answer, so never correct.
+_FAILED = Verdict(correct=False, extracted=None, rule="failed", detail="request failed")
 
 
 @dataclass
@@ -42,14 +43,6 @@ class RunResult:
     rows: list[VariantSummary]
     outputs: dict[str, Path]
     generated: int
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -95,7 +88,8 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
     console = console or Console()
     task = get_task(spec.task, **spec.task_kwargs())
     strategies = spec.strategies()
-    source = resolve_model(spec.model) if engine is None else None  # fails fast if not installed
+    # fails fast if not installed; a served model (openai engine) is only a name on the server
+    source = resolve_model(spec.model) if engine is None and spec.engine != "openai" else None
     problems = task.problems(spec.limit, spec.seed)
     store = Store(spec.store_path())
     run_id = spec.run_id()
@@ -144,21 +138,9 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
 def _generate(
     spec, source, task, items, store: Store, run_id: str, console: Console, total: int, engine
 ) -> int:
-    device = pick_device(spec.device)
-    model = tok = snapshot = None
-    if engine is None:
-        from .engines.hf import HFEngine, load_hf
+    from .engines import ENGINES
 
-        with console.status(f"loading {spec.model} ({spec.dtype}, {device})"):
-            t = time.perf_counter()
-            model, tok = load_hf(source, dtype=spec.dtype, device=device)
-            load_s = time.perf_counter() - t
-        console.print(f"loaded {spec.model} in {load_s:.0f}s")
-        snapshot = snapshot_linear_weights(model)
-        engine = HFEngine(model, tok, batch_size=spec.batch_size)
-    calib = None
-    if model is not None and any(parse_variant(it.variant).needs_calibration for it in items):
-        calib = build_calibration(spec, task, tok)
+    backend = ENGINES.get(spec.engine)(spec, source, task, console) if engine is None else None
     n = 0
     columns = (
         TextColumn("{task.description}"),
@@ -169,84 +151,76 @@ def _generate(
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("generating", total=total, tps="")
-        for position, variant in enumerate(spec.variants):
-            mine = [it for it in items if it.variant == variant]
-            if not mine:
-                continue
-            vspec = parse_variant(variant)
-            qinfo: dict[str, Any] = {}
-            if model is not None:
-                restore_linear_weights_(model, snapshot)
-                progress.update(bar, description=f"{variant:>14} (quantizing)")
-                qinfo = quantize_model_(
-                    model,
-                    vspec,
-                    calib,
-                    on_block=lambda i, k, v=variant: progress.update(
-                        bar, description=f"{v:>14} (block {i}/{k})"
-                    ),
-                )
-            progress.update(bar, description=f"{variant:>14}")
-            store.put_variant(run_id, variant, position, _variant_info(spec, vspec, qinfo, source, device))
-            tokens, secs = 0, 0.0
-            requests = [
-                it.recipe.request(
-                    it.problem,
-                    max_new_tokens=spec.max_new_tokens,
-                    seed=spec.seed,
-                    sample_ids=it.sample_ids,
-                    confidence_instruction=CONFIDENCE_INSTRUCTION,
-                )
-                for it in mine
-            ]
-            call_ids = [uuid.uuid4().hex[:16] for _ in mine]
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = progress.add_task("generating", total=total, tps="")
+            for position, variant in enumerate(spec.variants):
+                mine = [it for it in items if it.variant == variant]
+                if not mine:
+                    continue
+                info: dict[str, Any] = {"engine": spec.engine}
+                eng = engine
+                if backend is not None:
 
-            def commit(
-                i: int, sample: int, c: Completion, mine=mine, variant=variant, call_ids=call_ids
-            ) -> None:
-                nonlocal n, tokens, secs
-                it = mine[i]
-                new = store.put_generation(
-                    run_id,
-                    variant,
-                    it.problem.id,
-                    it.recipe.key,
-                    sample,
-                    c,
-                    task.verify(it.problem, c.answer_text),
-                    spec.batch_size,
-                    call_id=call_ids[i],
-                )
-                tokens += c.completion_tokens
-                secs += c.cost_s
-                if new:
-                    n += 1
-                    progress.update(bar, advance=1, tps=f"{tokens / max(secs, 1e-9):.1f} tok/s")
+                    def status(text: str, v=variant) -> None:
+                        progress.update(bar, description=f"{v:>14} ({text})")
 
-            engine.generate(requests, on_complete=commit)
-    if model is not None:
-        restore_linear_weights_(model, snapshot)
+                    eng, info = backend.prepare(variant, status)
+                progress.update(bar, description=f"{variant:>14}")
+                store.put_variant(run_id, variant, position, info)
+                n += _generate_variant(spec, task, mine, variant, eng, store, run_id, progress, bar)
+    finally:
+        if backend is not None:
+            backend.close()
     return n
 
 
-def _variant_info(spec: RunSpec, vspec, qinfo: dict[str, Any], source, device: str) -> dict[str, Any]:
-    return {
-        "method": vspec.method,
-        "bits": vspec.bits,
-        "group_size": vspec.group_size,
-        "sym": vspec.sym,
-        "order": vspec.order if vspec.needs_calibration else None,
-        "bits_per_weight": qinfo.get("bits_per_weight_effective"),
-        "proxy_loss": qinfo.get("proxy_loss"),
-        "checkpoint": qinfo.get("checkpoint"),
-        "quantize_s": qinfo.get("seconds"),
-        "device": device,
-        "dtype": spec.dtype,
-        "model": spec.model,
-        "model_source": (source.gguf_file or source.path) if source is not None else None,
-    }
+def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, progress, bar) -> int:
+    """Draw one variant's samples, committing each the moment it finishes."""
+    n, tokens, secs = 0, 0, 0.0
+    failed: list[str] = []
+    requests = [
+        it.recipe.request(
+            it.problem,
+            max_new_tokens=spec.max_new_tokens,
+            seed=spec.seed,
+            sample_ids=it.sample_ids,
+            confidence_instruction=CONFIDENCE_INSTRUCTION,
+        )
+        for it in mine
+    ]
+    call_ids = [uuid.uuid4().hex[:16] for _ in mine]
+
+    def commit(i: int, sample: int, c: Completion) -> None:
+        nonlocal n, tokens, secs
+        it = mine[i]
+        verdict = task.verify(it.problem, c.answer_text) if c.finish_reason != "error" else _FAILED
+        if c.finish_reason == "error":
+            failed.append(f"{it.problem.id}#{sample}: {c.error}")
+        new = store.put_generation(
+            run_id,
+            variant,
+            it.problem.id,
+            it.recipe.key,
+            sample,
+            c,
+            verdict,
+            spec.batch_size,
+            call_id=call_ids[i],
+        )
+        tokens += c.completion_tokens
+        secs += c.cost_s
+        if new:
+            n += 1
+            progress.update(bar, advance=1, tps=f"{tokens / max(secs, 1e-9):.1f} tok/s")
+
+    engine.generate(requests, on_complete=commit)
+    if failed:
+        progress.console.print(
+            f"[yellow]{variant}: {len(failed)} request(s) failed after retries[/] (stored with their reason; "
+            f"rerun the same command to retry them); first: {failed[0]}"
+        )
+    return n
 
 
 def _score_with_reward_models(spec, strategies, store: Store, run_id: str, problems, console) -> None:
@@ -276,6 +250,8 @@ def _score_with_reward_models(spec, strategies, store: Store, run_id: str, probl
         ]
         if todo.empty:
             continue
+        from .engines.hf import pick_device
+
         with console.status(f"loading reward model {s.scorer[3:]}"):
             rm = RewardModel(s.scorer[3:], device=pick_device(spec.device))
         for (v, pid), grp in todo.groupby(["variant", "problem_id"], sort=False):
@@ -315,6 +291,17 @@ def stored_strategies(store: Store, run_id: str) -> list[Strategy]:
         )
         out.append(parse_strategy(info["name"], options))
     return out or [parse_strategy("greedy")]
+
+
+_ENGINE_NOTES = {
+    "hf": "RTN/GPTQ/Babai variants on the hf engine are fake-quantized (dequantized float weights): their "
+    "tokens/s is the base model's, so the effective speed-up shows only the cost of extra tokens and lost "
+    "accuracy. Use --engine llamacpp with gguf:TYPE variants for real low-bit kernels.",
+    "llamacpp": "gguf:TYPE variants run on llama.cpp's quantized kernels, all quantized from one F32 GGUF "
+    "holding the base weights: tokens/s and the effective speed-up are real for this CPU.",
+    "openai": "Timings are the server's as seen by the client (network and queueing included).",
+    "vllm": "Timings are vLLM's on its GPU host.",
+}
 
 
 def build_report(
@@ -359,8 +346,7 @@ def build_report(
         "store": str(store.path),
         "thinkcost": __version__,
         "python": platform.python_version(),
-        "note": "RTN variants are fake-quantized (dequantized float weights): their tokens/s is the base "
-        "model's, so the effective speed-up shows only the cost of extra tokens and lost accuracy.",
+        "note": _ENGINE_NOTES.get(runs[run_id]["spec"].get("engine", "hf"), ""),
     }
     model_name = runs[run_id]["spec"].get("model", "")
     if model_name in PACKAGED or str(model_name).endswith(".gguf"):

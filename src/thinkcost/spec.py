@@ -56,7 +56,26 @@ class RunSpec(BaseModel):
     max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072)
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096)
     seed: int = Field(0, ge=0)
-    engine: Literal["hf"] = "hf"
+    engine: str = Field("hf", description="hf, llamacpp, openai or vllm")
+    base_url: str | None = Field(None, description="openai engine: server URL, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(
+        None, description="openai engine: environment variable holding the API key"
+    )
+    concurrency: int = Field(8, ge=1, le=1024, description="openai engine: requests in flight at once")
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="openai engine: seconds without a byte before a request is retried"
+    )
+    max_retries: int = Field(5, ge=0, le=50, description="openai engine: retries per request")
+    tokenizer: str | None = Field(
+        None,
+        description="model whose tokenizer counts tokens for the openai engine (default: --model if local)",
+    )
+    extra_body: dict[str, Any] | None = Field(
+        None,
+        description="openai engine: server-specific fields sent with every request, e.g. "
+        '{"repeat_penalty": 1.0} for llama-cpp-python (which otherwise penalises repeats)',
+    )
+    threads: int | None = Field(None, ge=1, description="llamacpp engine: CPU threads (default: all cores)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = Field("auto", description="cpu, cuda, cuda:N, or auto")
     store: Path | None = None
@@ -65,6 +84,18 @@ class RunSpec(BaseModel):
     calib_samples: int = Field(32, ge=1, description="GPTQ/Babai calibration windows")
     calib_seq_len: int = Field(256, ge=8, description="tokens per calibration window")
     calib_file: Path | None = Field(None, description="text/JSONL calibration data (default: task prompts)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_default_variants(cls, data: Any) -> Any:
+        """Without --variants, each engine compares what it can run (hf: RTN bit widths;
+        llamacpp: F32 vs llama.cpp's Q8_0/Q4_K_M; server engines: the served model)."""
+        if isinstance(data, dict) and data.get("variants") is None and data.get("engine", "hf") != "hf":
+            from .engines import ENGINES
+
+            if data["engine"] in ENGINES:
+                data = {**data, "variants": list(ENGINES.get(data["engine"]).default_variants)}
+        return data
 
     @field_validator("variants", mode="before")
     @classmethod
@@ -76,17 +107,19 @@ class RunSpec(BaseModel):
     @field_validator("variants")
     @classmethod
     def _check_variants(cls, v: list[str]) -> list[str]:
-        from .quant import parse_variant
-
         if not v:
             raise ValueError("expected at least one variant")
         if len(set(v)) != len(v):
             raise ValueError(f"duplicate variant names in {v}")
-        for name in v:
-            try:
-                parse_variant(name)
-            except UserError as e:
-                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, v: str) -> str:
+        from .engines import ENGINES
+
+        if v not in ENGINES:
+            raise ValueError(f"unknown engine {v!r}; known: {', '.join(ENGINES.names())}")
         return v
 
     @field_validator("strategy", mode="before")
@@ -111,6 +144,18 @@ class RunSpec(BaseModel):
             return out
         return v
 
+    @field_validator("extra_body", mode="before")
+    @classmethod
+    def _parse_extra_body(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError as e:
+                raise ValueError(f"expected a JSON object, e.g. '{{\"repeat_penalty\": 1.0}}': {e}") from None
+            if not isinstance(v, dict):
+                raise ValueError("expected a JSON object")
+        return v
+
     @field_validator("wait_words")
     @classmethod
     def _check_words(cls, v: list[str]) -> list[str]:
@@ -127,8 +172,19 @@ class RunSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_task(self) -> RunSpec:
+        from .engines import ENGINES
         from .tasks import get_task
 
+        backend = ENGINES.get(self.engine)
+        for name in self.variants:
+            try:
+                backend.check_variant(name)
+            except UserError as e:
+                raise ValueError(f"field 'variants': {e}") from None
+        if self.engine == "openai" and not self.base_url:
+            raise ValueError(
+                "field 'base_url': the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)"
+            )
         try:
             get_task(self.task, **self.task_kwargs())
             strategies = self.strategies()
@@ -139,8 +195,20 @@ class RunSpec(BaseModel):
         names = [s.name for s in strategies]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy: duplicate strategies in {names}")
+        text_only = self.engine in ("openai", "vllm")  # engines that never see logits mid-decode
         for s in strategies:
-            if s.recipe.stop_after is not None and s.recipe.n > self.batch_size:
+            r = s.recipe
+            if text_only and (r.think_budget is not None or r.max_waits or r.penalty):
+                raise ValueError(
+                    f"strategy {s.name!r} steers decoding token by token (bf-cap, bf-wait, wait-penalty): "
+                    f"run it with --engine hf or llamacpp, not {self.engine}"
+                )
+            if self.engine == "openai" and r.stop_after is not None and r.n > self.concurrency:
+                raise ValueError(
+                    f"strategy {s.name!r} races its {r.n} samples against each other: concurrency must be "
+                    f">= {r.n}, got {self.concurrency}"
+                )
+            if s.recipe.stop_after is not None and s.recipe.n > self.batch_size and self.engine != "openai":
                 raise ValueError(
                     f"strategy {s.name!r} decodes its {s.recipe.n} samples together and stops them "
                     f"together: batch_size must be >= {s.recipe.n}, got {self.batch_size}"
@@ -200,6 +268,7 @@ class RunSpec(BaseModel):
             "seed": self.seed,
             "engine": self.engine,
             "dtype": self.dtype,
+            **({"extra_body": self.extra_body} if self.extra_body else {}),
         }
 
     def run_id(self) -> str:

@@ -15,7 +15,7 @@ from .engines.base import Completion
 from .errors import UserError
 from .tasks.base import Problem, Verdict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS generations (
     interventions INTEGER NOT NULL DEFAULT 0,
     call_id TEXT NOT NULL DEFAULT '',
     verdict_detail TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
 );
 CREATE TABLE IF NOT EXISTS strategies (
@@ -100,6 +102,8 @@ _ADDED_COLUMNS = {
     "interventions": "INTEGER NOT NULL DEFAULT 0",
     "call_id": "TEXT NOT NULL DEFAULT ''",
     "verdict_detail": "TEXT",
+    "error": "TEXT",
+    "attempts": "INTEGER NOT NULL DEFAULT 1",
 }
 
 GENERATION_COLUMNS = (
@@ -131,6 +135,8 @@ GENERATION_COLUMNS = (
     "interventions",
     "call_id",
     "verdict_detail",
+    "error",
+    "attempts",
 )
 
 
@@ -152,7 +158,9 @@ class Store:
             for col, decl in _ADDED_COLUMNS.items():
                 if col not in have:
                     self.db.execute(f"ALTER TABLE generations ADD COLUMN {col} {decl}")
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
             self.db.commit()
         except (OSError, sqlite3.Error) as e:
             raise UserError(
@@ -203,7 +211,8 @@ class Store:
         call_id: str = "",
     ) -> bool:
         """Commit one finished generation at once: this is the unit a crash cannot lose.
-        Returns False when the row was already stored (a resumed group re-drawn whole)."""
+        Returns False when the row was already stored (a resumed group re-drawn whole). A row
+        stored as failed (finish_reason "error") is replaced by the retry's result."""
         mean_lp = sum(c.logprobs) / len(c.logprobs) if c.logprobs else None
         row = (
             run_id,
@@ -234,6 +243,13 @@ class Store:
             c.interventions,
             call_id,
             verdict.detail,
+            c.error,
+            c.attempts,
+        )
+        self.db.execute(
+            "DELETE FROM generations WHERE run_id=? AND variant=? AND problem_id=? AND strategy=? "
+            "AND sample=? AND finish_reason='error'",
+            (run_id, variant, problem_id, strategy, sample),
         )
         cur = self.db.execute(
             f"INSERT OR IGNORE INTO generations ({','.join(GENERATION_COLUMNS)}) "
@@ -283,8 +299,10 @@ class Store:
         return row["run_id"]
 
     def done_keys(self, run_id: str, variant: str, strategy: str) -> set[tuple[str, int]]:
+        """Samples a rerun must not draw again; failed ones (finish_reason "error") are retried."""
         rows = self.db.execute(
-            "SELECT problem_id, sample FROM generations WHERE run_id=? AND variant=? AND strategy=?",
+            "SELECT problem_id, sample FROM generations WHERE run_id=? AND variant=? AND strategy=? "
+            "AND finish_reason != 'error'",
             (run_id, variant, strategy),
         )
         return {(r[0], r[1]) for r in rows}

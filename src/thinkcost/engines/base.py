@@ -88,7 +88,7 @@ class Completion:
     completion_tokens: int
     reasoning_tokens: int
     answer_tokens: int
-    finish_reason: str  # "stop" | "length" | "cancelled" (short-m@k stopped it)
+    finish_reason: str  # "stop" | "length" | "cancelled" (short-m@k stopped it) | "error"
     latency_s: float
     ttft_s: float
     cost_s: float
@@ -98,6 +98,10 @@ class Completion:
     interventions: int = 0  # forced ends of thinking + "Wait" insertions
     # Mean over model-chosen tokens of KL(uniform || p) = -log V - mean_j log p_j (Kang et al. 2025).
     self_certainty: float | None = None
+    # finish_reason "error": why the request finally failed (after retries). Stored, never dropped;
+    # a rerun draws such samples again.
+    error: str | None = None
+    attempts: int = 1  # HTTP attempts it took (server engines); 1 for in-process engines
 
 
 # on_complete(request_index, sample_id, completion): called the moment a sequence finishes

@@ -22,7 +22,9 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import UserError
 from ..models import ModelSource
+from . import ENGINES
 from .base import Completion, OnComplete, Request
 from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
 
@@ -254,6 +256,86 @@ def _penalise(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
                 if targets:
                     logits[k, targets] -= alpha
     return logits
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@ENGINES.register("hf")
+class HFBackend:
+    """One transformers model across a run's variants: loaded once, each variant quantized in
+    place from a snapshot of the base weights (so no variant inherits another's rounding)."""
+
+    default_variants = ["base", "rtn-w8g32", "rtn-w4g32", "rtn-w3g32"]
+    variants_help = "base, rtn-wBgG[-asym][-head], gptq-wBgG[...], babai-wBgG[...] or ckpt:PATH"
+
+    @staticmethod
+    def check_variant(name: str) -> None:
+        from ..quant import parse_variant
+
+        if name.startswith("gguf:"):
+            raise UserError(f"variant {name!r} is a llama.cpp quantization: run it with --engine llamacpp")
+        if name.startswith("served:"):
+            raise UserError(f"variant {name!r} names a served model: run it with --engine openai")
+        parse_variant(name)
+
+    def __init__(self, spec, source: ModelSource | None, task, console) -> None:
+        self.spec = spec
+        self.source = source
+        self.task = task
+        self.console = console
+        self.device = pick_device(spec.device)
+        self.model = self.tok = self.snapshot = self.calib = None
+
+    def _load(self) -> None:
+        from ..quant.apply import snapshot_linear_weights
+
+        with self.console.status(f"loading {self.spec.model} ({self.spec.dtype}, {self.device})"):
+            t = time.perf_counter()
+            self.model, self.tok = load_hf(self.source, dtype=self.spec.dtype, device=self.device)
+        self.console.print(f"loaded {self.spec.model} in {time.perf_counter() - t:.0f}s")
+        self.snapshot = snapshot_linear_weights(self.model)
+
+    def prepare(self, variant: str, status) -> tuple[HFEngine, dict]:
+        from ..quant import parse_variant
+        from ..quant.apply import quantize_model_, restore_linear_weights_
+
+        if self.model is None:
+            self._load()
+        vspec = parse_variant(variant)
+        if vspec.needs_calibration and self.calib is None:
+            from ..runner import build_calibration
+
+            self.calib = build_calibration(self.spec, self.task, self.tok)
+        restore_linear_weights_(self.model, self.snapshot)
+        status("quantizing")
+        qinfo = quantize_model_(self.model, vspec, self.calib, on_block=lambda i, k: status(f"block {i}/{k}"))
+        info = {
+            "method": vspec.method,
+            "bits": vspec.bits,
+            "group_size": vspec.group_size,
+            "sym": vspec.sym,
+            "order": vspec.order if vspec.needs_calibration else None,
+            "bits_per_weight": qinfo.get("bits_per_weight_effective"),
+            "proxy_loss": qinfo.get("proxy_loss"),
+            "checkpoint": qinfo.get("checkpoint"),
+            "quantize_s": qinfo.get("seconds"),
+            "engine": "hf",
+            "device": self.device,
+            "dtype": self.spec.dtype,
+            "model": self.spec.model,
+            "model_source": self.source.gguf_file or self.source.path,
+        }
+        return HFEngine(self.model, self.tok, batch_size=self.spec.batch_size), info
+
+    def close(self) -> None:
+        if self.model is not None:
+            from ..quant.apply import restore_linear_weights_
+
+            restore_linear_weights_(self.model, self.snapshot)
 
 
 def save_hf(model, tokenizer, out_dir) -> None:

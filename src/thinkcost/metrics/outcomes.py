@@ -34,6 +34,7 @@ OUTCOME_COLUMNS = (
     "engine_calls",
     "truncated",
     "cancelled",
+    "failed",
     "forced_tokens",
     "interventions",
 )
@@ -122,6 +123,8 @@ def outcomes(
                     "engine_calls": max(1, int(used["call_id"].nunique())) if len(used) else 0,
                     "truncated": int((used["finish_reason"] == "length").sum()),
                     "cancelled": int((used["finish_reason"] == "cancelled").sum()),
+                    # requests that finally failed (server engines): wrong, and retried by a rerun
+                    "failed": int((used["finish_reason"] == "error").sum()),
                     "forced_tokens": int(used["forced_tokens"].sum()),
                     "interventions": int(used["interventions"].sum()),
                 }

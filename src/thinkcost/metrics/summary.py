@@ -44,6 +44,7 @@ class VariantSummary:
     samples_per_problem: float = math.nan
     engine_calls_per_problem: float = math.nan
     cancelled_share: float = 0.0  # attempts stopped early (short-m@k)
+    failed: int = 0  # samples whose request finally failed (counted wrong; a rerun retries them)
     forced_tokens_per_problem: float = 0.0
     pareto: bool = False  # on the accuracy-vs-tokens-per-problem frontier of all rows
     bits_per_weight: float | None = None
@@ -161,6 +162,7 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
                 samples_per_problem=attempts / n if n else math.nan,
                 engine_calls_per_problem=float(d["engine_calls"].mean()) if n else math.nan,
                 cancelled_share=float(d["cancelled"].sum()) / attempts if attempts else 0.0,
+                failed=int(d["failed"].sum()) if "failed" in d else 0,
                 forced_tokens_per_problem=float(d["forced_tokens"].sum()) / n if n else 0.0,
                 bits_per_weight=vi.get("bits_per_weight"),
                 proxy_loss=vi.get("proxy_loss"),

@@ -81,11 +81,14 @@ def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
 
 def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
     cells = rows_for_display(rows)
-    t = Table(
-        title=title,
-        caption=f"CTIR and speed-up vs {reference!r} under the same strategy; CTIR joint = over problems "
-        "both answer correctly; ★ = on the accuracy-vs-tokens-per-problem frontier",
+    failed = sum(getattr(r, "failed", 0) for r in rows)
+    caption = (
+        f"CTIR and speed-up vs {reference!r} under the same strategy; CTIR joint = over problems "
+        "both answer correctly; ★ = on the accuracy-vs-tokens-per-problem frontier"
     )
+    if failed:
+        caption += f"\n{failed} sample(s) failed on the server and count as wrong: rerun to retry them"
+    t = Table(title=title, caption=caption)
     for col in cells[0] if cells else []:
         t.add_column(col, justify="left" if col == "variant" else "right")
     for c in cells:

@@ -1,0 +1,220 @@
+"""vLLM engine: the offline `LLM` on a GPU host (extra `thinkcost[vllm]`).
+
+Why one vLLM request per sample, each with its own seed (request seed * 1_000_003 + sample
+id, the formula of the other engines), instead of `SamplingParams(n=k)`: with `n` the draws
+depend on k, so a resumed run that only needs samples 5..7 would get different ones. vLLM's
+prefix caching still computes the shared prompt's KV once for all samples of a request.
+Why the engine's step loop instead of `LLM.generate`: short-m@k must stop the siblings the
+moment m samples finished (`abort_request`), and per-sample latency needs the step at which
+each finished.
+
+Budget forcing (bf-cap, bf-wait) and the wait-penalty need token-by-token control; they run
+on the hf and llamacpp engines and are refused here before any work is done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import UserError
+from ..models import ModelSource
+from ..reasoning import split_reasoning
+from . import ENGINES
+from .base import Completion, OnComplete, Request
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError:
+        raise UserError("the vllm engine needs vLLM on a GPU host: pip install 'thinkcost[vllm]'") from None
+    return vllm
+
+
+def unsupported(req: Request, engine: str) -> str | None:
+    """Why `engine` (which cannot steer decoding token by token) refuses this request."""
+    if req.think_budget is not None:
+        return f"Request.think_budget: bf-cap needs an engine that controls decoding (hf or llamacpp), not {engine}"
+    if req.max_waits > 0:
+        return f"Request.max_waits: bf-wait needs an engine that controls decoding (hf or llamacpp), not {engine}"
+    if req.penalty > 0:
+        return f"Request.penalty: wait-penalty needs an engine that controls decoding (hf or llamacpp), not {engine}"
+    return None
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.tok = llm.get_tokenizer()
+        self._counter = 0
+
+    def render(self, req: Request) -> list[int]:
+        text = self.tok.apply_chat_template(req.prompt_messages, add_generation_prompt=True, tokenize=False)
+        return list(self.tok.encode(text, add_special_tokens=False))
+
+    def generate(
+        self, requests: Sequence[Request], on_complete: OnComplete | None = None
+    ) -> list[Completion]:
+        vllm = _import_vllm()
+        for k, r in enumerate(requests):
+            why = unsupported(r, "vllm")
+            if why:
+                raise ValueError(f"request {k}: {why}")
+        engine = self.llm.llm_engine
+        meta: dict[str, tuple[int, int, int]] = {}  # vLLM request id -> (request index, sample, prompt len)
+        for k, r in enumerate(requests):
+            ids = self.render(r)
+            for i in r.samples:
+                self._counter += 1
+                rid = f"tc-{self._counter}"
+                params = vllm.SamplingParams(
+                    n=1,
+                    temperature=r.temperature,
+                    top_p=r.top_p,
+                    max_tokens=r.max_new_tokens,
+                    seed=r.seed * 1_000_003 + i,
+                    stop=list(r.stop) or None,
+                    logprobs=0,
+                    skip_special_tokens=True,
+                )
+                engine.add_request(rid, {"prompt_token_ids": ids}, params)
+                meta[rid] = (k, i, len(ids))
+        done: dict[tuple[int, int], Completion] = {}
+        finished_per_req: dict[int, int] = {}
+        last: dict[str, Any] = {}
+        first_token: dict[str, float] = {}
+        t0 = time.perf_counter()
+        t_prev = t0
+        cost: dict[str, float] = dict.fromkeys(meta, 0.0)
+        live = set(meta)
+
+        def emit(rid: str, out: Any, finish: str) -> None:
+            k, i, plen = meta[rid]
+            now = time.perf_counter()
+            done[(k, i)] = self._completion(
+                out, finish, plen, now - t0, first_token.get(rid, now) - t0, cost[rid]
+            )
+            live.discard(rid)
+            if on_complete is not None:
+                on_complete(k, i, done[(k, i)])
+
+        while engine.has_unfinished_requests():
+            outs = engine.step()
+            now = time.perf_counter()
+            for rid in live:  # a step's time is shared by the requests alive during it
+                cost[rid] += (now - t_prev) / max(len(live), 1)
+            t_prev = now
+            for out in outs:
+                rid = out.request_id
+                if rid not in meta or rid not in live:
+                    continue
+                last[rid] = out
+                if out.outputs and out.outputs[0].token_ids and rid not in first_token:
+                    first_token[rid] = now
+                if out.finished:
+                    reason = out.outputs[0].finish_reason or "stop"
+                    emit(rid, out, "length" if reason == "length" else "stop")
+                    k = meta[rid][0]
+                    finished_per_req[k] = finished_per_req.get(k, 0) + 1
+                    stop_after = requests[k].stop_after
+                    if stop_after is not None and finished_per_req[k] >= stop_after:
+                        siblings = [x for x in list(live) if meta[x][0] == k]
+                        if siblings:
+                            engine.abort_request(siblings)
+                            for x in siblings:
+                                emit(x, last.get(x), "cancelled")
+        return [done[(k, i)] for k, r in enumerate(requests) for i in r.samples]
+
+    def _completion(
+        self, out: Any, finish: str, prompt_len: int, latency: float, ttft: float, cost: float
+    ) -> Completion:
+        seq = out.outputs[0] if out is not None and out.outputs else None
+        ids = list(seq.token_ids) if seq is not None else []
+        text = self.tok.decode(ids, skip_special_tokens=True) if ids else ""
+        sp = split_reasoning(text, "length" if finish == "cancelled" else finish)
+        n_reason = (
+            len(ids)
+            if sp.think_unclosed
+            else len(self.tok.encode(text[: sp.answer_start], add_special_tokens=False))
+        )
+        n_reason = min(n_reason, len(ids))
+        lps = None
+        if seq is not None and seq.logprobs:
+            lps = [float(step[t].logprob) for step, t in zip(seq.logprobs, ids, strict=False) if t in step]
+        return Completion(
+            text=text,
+            reasoning_text=sp.reasoning,
+            answer_text=sp.answer,
+            prompt_tokens=prompt_len,
+            completion_tokens=len(ids),
+            reasoning_tokens=n_reason,
+            answer_tokens=len(ids) - n_reason,
+            finish_reason=finish,
+            latency_s=latency,
+            ttft_s=ttft,
+            cost_s=cost,
+            think_unclosed=sp.think_unclosed,
+            logprobs=lps,
+        )
+
+    def close(self) -> None:
+        self.llm = None
+
+
+@ENGINES.register("vllm")
+class VLLMBackend:
+    """A model on vLLM; variants are `base` or `ckpt:PATH` (a GPTQ checkpoint thinkcost wrote,
+    which vLLM serves with its own GPTQ kernels)."""
+
+    default_variants = ["base"]
+    variants_help = "base or ckpt:PATH (a GPTQ checkpoint directory)"
+
+    @staticmethod
+    def check_variant(name: str) -> None:
+        if name != "base" and not name.startswith("ckpt:"):
+            raise UserError(
+                f"variant {name!r} cannot run on the vllm engine: expected {VLLMBackend.variants_help}"
+            )
+
+    def __init__(self, spec, source: ModelSource | None, task, console) -> None:
+        self.spec = spec
+        self.source = source
+        self.console = console
+        self.llm = None
+
+    def prepare(self, variant: str, status: Callable[[str], None]) -> tuple[VLLMEngine, dict[str, Any]]:
+        vllm = _import_vllm()
+        if self.llm is not None:
+            self.close()
+        if variant.startswith("ckpt:"):
+            model, tokenizer = variant[5:], variant[5:]
+        elif self.source is not None and self.source.gguf_file:
+            model = f"{self.source.path}/{self.source.gguf_file}"
+            tokenizer = self.spec.tokenizer or self.source.path
+        else:
+            model = tokenizer = self.source.path if self.source is not None else self.spec.model
+        status("loading")
+        dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[self.spec.dtype]
+        self.llm = vllm.LLM(
+            model=model, tokenizer=tokenizer, dtype=dtype, seed=self.spec.seed, enable_prefix_caching=True
+        )
+        info = {
+            "engine": "vllm",
+            "model": self.spec.model,
+            "vllm_model": model,
+            "dtype": dtype,
+            "vllm": getattr(vllm, "__version__", None),
+            "device": "cuda",
+        }
+        return VLLMEngine(self.llm), info
+
+    def close(self) -> None:
+        if self.llm is not None:
+            import gc
+
+            self.llm = None
+            gc.collect()
