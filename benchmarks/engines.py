@@ -9,7 +9,7 @@
    size; plus the hf engine's base on the same problems, to show the two engines' greedy
    outputs from the same weights agree.
 
-    python benchmarks/engines.py [--model qwen2.5-coder-0.5b] [--limit 16] [--only direct,server,run]
+    python benchmarks/engines.py [--model qwen2.5-coder-0.5b] [--limit 16] [--only direct,server,decode,run]
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def start_server(gguf: Path, alias: str, threads: int) -> tuple[subprocess.Popen
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads)],
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads),
+         "--interrupt_requests", "False"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
@@ -99,7 +100,14 @@ def bench_server(url: str, alias: str, reqs: list[Request], levels=(1, 4, 16)) -
 
     out = []
     for c in levels:
-        eng = OpenAIEngine(url, alias, concurrency=c, idle_timeout_s=600, attempt_timeout_s=1200)
+        eng = OpenAIEngine(
+            url,
+            alias,
+            concurrency=c,
+            idle_timeout_s=600,
+            attempt_timeout_s=1200,
+            extra_body={"repeat_penalty": 1.0},
+        )
         t = time.perf_counter()
         comps = eng.generate(reqs)
         wall = time.perf_counter() - t
@@ -113,7 +121,7 @@ def bench_server(url: str, alias: str, reqs: list[Request], levels=(1, 4, 16)) -
                 "ok": ok,
                 "req_per_s": len(reqs) / wall,
                 "p50_s": statistics.median(lat),
-                "p95_s": lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))],
+                "p95_s": lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))],
                 "tok_per_s": sum(x.completion_tokens for x in comps) / wall,
             }
         )
@@ -124,7 +132,9 @@ def bench_run(args, tmp: Path) -> dict:
     common = dict(model=args.model, limit=args.limit, max_new_tokens=args.tokens_run, batch_size=16)
     results = {}
     for engine, variants in (("llamacpp", ["base", "gguf:Q8_0", "gguf:Q4_K_M"]), ("hf", ["base"])):
-        spec = RunSpec(engine=engine, variants=variants, store=tmp / f"{engine}.sqlite", out=tmp / engine, **common)
+        spec = RunSpec(
+            engine=engine, variants=variants, store=tmp / f"{engine}.sqlite", out=tmp / engine, **common
+        )
         t = time.perf_counter()
         res = run(spec, Console(quiet=True))
         wall = time.perf_counter() - t
@@ -144,7 +154,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=16, help="problems in the run part")
     ap.add_argument("--tokens-run", type=int, default=320)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--only", default="direct,server,run")
+    ap.add_argument("--only", default="direct,server,decode,run")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     src = resolve_model(args.model)
@@ -159,7 +169,12 @@ def main() -> None:
 
     if "direct" in parts:
         ours, direct, agree = bench_direct(q4, tok, reqs, args.threads)
-        t = Table("engine (Q4_K_M, batch 1, greedy)", "tok/s", "ratio", title="1. llamacpp engine vs llama-cpp-python direct")
+        t = Table(
+            "engine (Q4_K_M, batch 1, greedy)",
+            "tok/s",
+            "ratio",
+            title="1. llamacpp engine vs llama-cpp-python direct",
+        )
         t.add_row("llama-cpp-python Llama.create_completion", f"{direct:.1f}", "1.00")
         t.add_row("thinkcost llamacpp engine", f"{ours:.1f}", f"{ours / direct:.2f}")
         console.print(t)
@@ -172,10 +187,51 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-        t = Table("concurrency", "requests", "ok", "req/s", "p50 s", "p95 s", "tok/s", title="2. openai engine vs llama_cpp.server (Q4_K_M)")
+        t = Table(
+            "concurrency",
+            "requests",
+            "ok",
+            "req/s",
+            "p50 s",
+            "p95 s",
+            "tok/s",
+            title="2. openai engine vs llama_cpp.server (Q4_K_M)",
+        )
         for r in rows:
             t.add_row(str(r["concurrency"]), str(r["requests"]), str(r["ok"]), f"{r['req_per_s']:.2f}",
                       f"{r['p50_s']:.1f}", f"{r['p95_s']:.1f}", f"{r['tok_per_s']:.1f}")  # fmt: skip
+        console.print(t)
+
+    if "decode" in parts:
+        t = Table(
+            "variant",
+            "b/w",
+            "file MB",
+            "batch-1 tok/s",
+            "vs F32",
+            title="4. batch-1 decode (bandwidth-bound), greedy, llamacpp engine",
+        )
+        base_tps = None
+        for v in ("base", "gguf:Q8_0", "gguf:Q4_K_M"):
+            path = backend.variant_path(v)
+            eng = LlamaCppEngine(path, tok, batch_size=1, threads=args.threads, max_tokens_per_row=1024)
+            short = [Request(r.prompt_messages, max_new_tokens=32) for r in reqs[:4]]
+            eng.generate(short[:1])
+            t0 = time.perf_counter()
+            n = sum(c.completion_tokens for c in eng.generate(short))
+            tps = n / (time.perf_counter() - t0)
+            eng.close()
+            base_tps = base_tps or tps
+            from thinkcost.quant.gguf_files import gguf_stats
+
+            st = gguf_stats(path)
+            t.add_row(
+                v,
+                f"{st.bits_per_weight:.2f}",
+                f"{st.file_bytes / 1e6:.0f}",
+                f"{tps:.1f}",
+                f"{tps / base_tps:.2f}x",
+            )
         console.print(t)
 
     if "run" in parts:

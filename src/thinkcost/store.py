@@ -292,6 +292,30 @@ class Store:
         rows = self.db.execute("SELECT * FROM runs ORDER BY created_at").fetchall()
         return [dict(r) | {"spec": json.loads(r["spec_json"])} for r in rows]
 
+    def problems(self, run_id: str):
+        """The run's problems (problem_id, position, task, messages, gold, meta) as a DataFrame."""
+        import pandas as pd
+
+        rows = self.db.execute(
+            "SELECT problem_id, position, task, messages_json, gold, meta_json FROM problems "
+            "WHERE run_id=? ORDER BY position",
+            (run_id,),
+        ).fetchall()
+        return pd.DataFrame(
+            [
+                {
+                    "problem_id": r["problem_id"],
+                    "position": r["position"],
+                    "task": r["task"],
+                    "messages": json.loads(r["messages_json"]),
+                    "gold": r["gold"],
+                    "meta": json.loads(r["meta_json"]),
+                }
+                for r in rows
+            ],
+            columns=["problem_id", "position", "task", "messages", "gold", "meta"],
+        )
+
     def latest_run_id(self) -> str:
         row = self.db.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
         if row is None:

@@ -269,7 +269,12 @@ class HFBackend:
     """One transformers model across a run's variants: loaded once, each variant quantized in
     place from a snapshot of the base weights (so no variant inherits another's rounding)."""
 
-    default_variants = ["base", "rtn-w8g32", "rtn-w4g32", "rtn-w3g32"]
+    default_variants = (
+        "base",
+        "rtn-w8g32",
+        "rtn-w4g32",
+        "rtn-w3g32",
+    )
     variants_help = "base, rtn-wBgG[-asym][-head], gptq-wBgG[...], babai-wBgG[...] or ckpt:PATH"
 
     @staticmethod

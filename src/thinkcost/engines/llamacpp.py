@@ -344,7 +344,11 @@ _GGUF_VARIANT = re.compile(r"gguf:([A-Za-z0-9_]+)")
 class LlamaCppBackend:
     """One GGUF model on llama.cpp across a run's variants: `base` (F32) and `gguf:TYPE`."""
 
-    default_variants = ["base", "gguf:Q8_0", "gguf:Q4_K_M"]
+    default_variants = (
+        "base",
+        "gguf:Q8_0",
+        "gguf:Q4_K_M",
+    )
     variants_help = "base (the model as F32 GGUF) or gguf:TYPE (llama.cpp quantization, e.g. gguf:Q4_K_M)"
 
     @staticmethod

@@ -550,7 +550,7 @@ class OpenAIBackend:
     or `--model` itself when it names a packaged model, a .gguf or a local dir); otherwise from
     the server's usage figures or, failing those, its streamed deltas (recorded per variant)."""
 
-    default_variants = ["base"]
+    default_variants = ("base",)
     variants_help = "base (the served --model) or served:NAME (another model on the same server)"
 
     @staticmethod

@@ -170,7 +170,7 @@ class VLLMBackend:
     """A model on vLLM; variants are `base` or `ckpt:PATH` (a GPTQ checkpoint thinkcost wrote,
     which vLLM serves with its own GPTQ kernels)."""
 
-    default_variants = ["base"]
+    default_variants = ("base",)
     variants_help = "base or ckpt:PATH (a GPTQ checkpoint directory)"
 
     @staticmethod

@@ -48,6 +48,7 @@ class VariantSummary:
     forced_tokens_per_problem: float = 0.0
     pareto: bool = False  # on the accuracy-vs-tokens-per-problem frontier of all rows
     bits_per_weight: float | None = None
+    file_bytes: int | None = None  # GGUF variants: size of the file the engine ran
     proxy_loss: float | None = None  # sum of tr((W-Q) H (W-Q)^T) over layers, GPTQ/Babai variants
     quantize_s: float | None = None
 
@@ -165,6 +166,7 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
                 failed=int(d["failed"].sum()) if "failed" in d else 0,
                 forced_tokens_per_problem=float(d["forced_tokens"].sum()) / n if n else 0.0,
                 bits_per_weight=vi.get("bits_per_weight"),
+                file_bytes=vi.get("file_bytes"),
                 proxy_loss=vi.get("proxy_loss"),
                 quantize_s=vi.get("quantize_s"),
             )
