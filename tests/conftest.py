@@ -25,3 +25,11 @@ def smollm():
 @pytest.fixture(scope="session")
 def smollm_tok(smollm):
     return smollm[1]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the files tests saved for people to look at (e.g. the report screenshot)."""
+    import artifacts
+
+    for path in artifacts.SAVED:
+        terminalreporter.write_line(f"artifact: {path}")

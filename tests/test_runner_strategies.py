@@ -179,3 +179,18 @@ def test_real_small_model_run_stops_short_m_at_k_for_real_and_charges_every_toke
     assert (capped["completion_tokens"] <= 8 + capped["forced_tokens"] + 64).all()
     assert (capped["reasoning_tokens"] <= 8 + capped["forced_tokens"]).all()  # the forced "\n\n" ends it
     assert capped["answer_text"].str.startswith("Final answer:").all()
+
+
+def test_a_stated_confidence_is_not_graded_as_the_answer(tmp_path):
+    """bon@k:verbal asks for a confidence after the answer; the last-number fallback must grade
+    the answer, not the "90" of "Confidence: 90%"."""
+    gold = _gold_by_prompt()
+
+    def script(req, sid):
+        return ["Working", ".", f"\n{_value(gold, req)}", "\nConfidence:", " 90%"]
+
+    run(_spec(tmp_path, "bon@2:verbal"), Console(quiet=True), engine=ScriptedEngine(script))
+    st = Store(tmp_path / "s.sqlite")
+    g = st.generations(st.latest_run_id())
+    assert len(g) == 2 * LIMIT and g["correct"].all()
+    assert set(g["extracted"]) == {str(v) for v in gold.values()}

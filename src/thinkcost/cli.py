@@ -1,4 +1,5 @@
-"""The `thinkcost` command: run, report, tasks, doctor. User mistakes print one line and exit 2."""
+"""The `thinkcost` command: run, report, compare, export, quantize, tasks, doctor.
+User mistakes print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -143,37 +144,104 @@ def run(
     result = run_spec(spec, console)
     console.print(rich_table(result.rows, spec.run_name(), spec.reference))
     for kind, path in result.outputs.items():
-        console.print(f"{kind:>8}: {path}")
-    console.print(f"   store: {result.store_path}")
+        if kind != "html":
+            console.print(f"{kind:>8}: {path}", soft_wrap=True)
+    console.print(f"   store: {result.store_path}", soft_wrap=True)
+    if "html" in result.outputs:
+        console.print(f"  report: {result.outputs['html']}", soft_wrap=True)
 
 
 @app.command()
 def report(
     store: Annotated[Path, typer.Argument(help="a store written by `thinkcost run`")],
-    format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    format: Annotated[
+        str, typer.Option("--format", help="table, json or md (GitHub-flavoured Markdown)")
+    ] = "table",
     run_id: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run)")] = None,
     out: Annotated[Path | None, typer.Option(help="also write JSON/Parquet/HTML here")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write the HTML report to this .html file")
+    ] = None,
 ) -> None:
     """Rebuild the summary from a store file alone."""
+    import shutil
     import tempfile
 
+    from .report.export import resolve_run
+    from .report.markdown import rows_to_markdown
     from .report.table import rich_table, summary_json
     from .runner import build_report
     from .store import Store
 
-    if format not in ("table", "json"):
-        raise UserError(f"--format: expected table or json, got {format!r}")
+    if format not in ("table", "json", "md"):
+        raise UserError(f"--format: expected table, json or md, got {format!r}")
+    if output is not None and output.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"-o {str(output)!r}: expected an .html file (use --out DIR for all outputs)")
     st = Store(store, create=False)
-    rid = run_id or st.latest_run_id()
-    if rid not in {r["run_id"] for r in st.runs()}:
-        raise UserError(f"run {rid!r} is not in {store}; runs: {', '.join(r['run_id'] for r in st.runs())}")
+    rid = resolve_run(st, run_id)
     with tempfile.TemporaryDirectory() as tmp:
         rows, outputs = build_report(st, rid, out or Path(tmp))
         meta = json.loads(outputs["json"].read_text())["meta"]
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if output.resolve() != outputs["html"].resolve():
+                shutil.copyfile(outputs["html"], output)
     if format == "json":
         sys.stdout.write(json.dumps(summary_json(rows, meta)["variants"], indent=2) + "\n")
+    elif format == "md":
+        sys.stdout.write(rows_to_markdown(rows, meta))
     else:
         console.print(rich_table(rows, meta["run_name"], meta["reference"]))
+    if output is not None:  # stderr for json/md, so stdout stays pure
+        (console if format == "table" else err_console).print(f"report: {output}", soft_wrap=True)
+
+
+@app.command()
+def compare(
+    store_a: Annotated[Path, typer.Argument(help="store A (the baseline)")],
+    store_b: Annotated[Path, typer.Argument(help="store B (deltas are B - A)")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write a self-contained diff page (.html)")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="table, md or json")] = "table",
+    run_a: Annotated[str | None, typer.Option("--run-a", help="run id in A (default: latest)")] = None,
+    run_b: Annotated[str | None, typer.Option("--run-b", help="run id in B (default: latest)")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap resamples")] = 2000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+) -> None:
+    """Two stores side by side: A, B and B - A per row and metric, with paired bootstrap 95% CIs."""
+    from .report.compare import compare_stores, comparison_markdown, comparison_table, write_comparison_html
+
+    if format not in ("table", "md", "json"):
+        raise UserError(f"--format: expected table, md or json, got {format!r}")
+    if output is not None and output.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"-o {str(output)!r}: expected an .html file")
+    if n_boot < 1:
+        raise UserError(f"--n-boot: expected >= 1, got {n_boot}")
+    cmp = compare_stores(store_a, store_b, run_a=run_a, run_b=run_b, n_boot=n_boot, seed=seed)
+    if output is not None:
+        write_comparison_html(cmp, output)
+    if format == "json":
+        sys.stdout.write(json.dumps(cmp.to_json(), indent=2) + "\n")
+    elif format == "md":
+        sys.stdout.write(comparison_markdown(cmp))
+    else:
+        console.print(comparison_table(cmp))
+    if output is not None:
+        (console if format == "table" else err_console).print(f"diff: {output}", soft_wrap=True)
+
+
+@app.command()
+def export(
+    store: Annotated[Path, typer.Argument(help="a store written by `thinkcost run`")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="file to write: .parquet, .csv or .jsonl")],
+    run_id: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run)")] = None,
+) -> None:
+    """Every sample of a run as one flat file (columns: see README, "Exporting samples")."""
+    from .report.export import export_samples
+
+    path = export_samples(store, output, run_id=run_id)
+    console.print(f"samples: {path}", soft_wrap=True)
 
 
 @app.command()
@@ -271,6 +339,12 @@ def doctor() -> None:
         lines.append(f"device {dev}, {torch.get_num_threads()} threads")
     except ImportError:
         pass
+    engines = {"llamacpp": "llama-cpp-python", "openai": "httpx", "vllm": "vllm"}
+    for engine, dist in engines.items():
+        try:
+            lines.append(f"engine {engine}: {dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(f"engine {engine}: {dist} not installed (pip install 'thinkcost[{engine}]')")
     for m in PACKAGED.values():
         state = "installed" if is_installed(m) else f"not installed ({m.install_hint})"
         lines.append(f"model {m.name}: {state}")

@@ -25,10 +25,11 @@ from .engines.base import Completion
 from .metrics.outcomes import outcomes
 from .metrics.summary import VariantSummary, summarize
 from .models import PACKAGED, resolve_model
+from .reasoning import split_reasoning
 from .spec import RunSpec
 from .store import Store
 from .strategies import Recipe, SamplingOptions, Strategy, describe, parse_strategy
-from .strategies.confidence import CONFIDENCE_INSTRUCTION
+from .strategies.confidence import CONFIDENCE_INSTRUCTION, strip_confidence
 from .tasks import get_task
 from .tasks.base import Problem, Verdict
 
@@ -194,7 +195,16 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
     def commit(i: int, sample: int, c: Completion) -> None:
         nonlocal n, tokens, secs
         it = mine[i]
-        verdict = task.verify(it.problem, c.answer_text) if c.finish_reason != "error" else _FAILED
+        # a stated confidence ("Confidence: 90%") is not part of the answer: the split would take
+        # it for the answer line and the last-number fallback would grade the 90
+        answer = (
+            split_reasoning(
+                strip_confidence(c.text), "length" if c.finish_reason == "cancelled" else c.finish_reason
+            ).answer
+            if it.recipe.verbal
+            else c.answer_text
+        )
+        verdict = task.verify(it.problem, answer) if c.finish_reason != "error" else _FAILED
         if c.finish_reason == "error":
             failed.append(f"{it.problem.id}#{sample}: {c.error}")
         new = store.put_generation(
@@ -355,5 +365,5 @@ def build_report(
             "ratios are relative to an already low-bit model. Use an fp16/bf16 hub model for research runs."
         )
     curves = scaling_curves(gens[gens["variant"].isin(present)], chosen)
-    outputs = write_outputs(out_dir, rows, meta, gens, curves=curves)
+    outputs = write_outputs(out_dir, rows, meta, gens, curves=curves, problems=store.problems(run_id))
     return rows, outputs

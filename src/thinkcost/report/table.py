@@ -53,7 +53,7 @@ def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
     for r in rows:
         pct = "{:.0f}"
         cells = {
-            "variant": r.name + (f" ({r.bits_per_weight:.2f} b/w)" if r.bits_per_weight else ""),
+            "variant": r.name + _size_label(r),
         }
         if multi:
             cells["strategy"] = r.strategy
@@ -90,7 +90,7 @@ def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
         caption += f"\n{failed} sample(s) failed on the server and count as wrong: rerun to retry them"
     t = Table(title=title, caption=caption)
     for col in cells[0] if cells else []:
-        t.add_column(col, justify="left" if col == "variant" else "right")
+        t.add_column(col, justify="left" if col == "variant" else "right", no_wrap=col == "variant")
     for c in cells:
         t.add_row(*c.values())
     return t
@@ -118,9 +118,18 @@ def summary_json(
 
 
 def write_outputs(
-    out_dir: Path, rows: list[VariantSummary], meta: dict[str, Any], gens, curves: list[dict] | None = None
+    out_dir: Path,
+    rows: list[VariantSummary],
+    meta: dict[str, Any],
+    gens,
+    curves: list[dict] | None = None,
+    problems=None,
 ) -> dict[str, Path]:
-    """summary.json, generations.parquet (every sample, loadable in pandas) and report.html."""
+    """summary.json, generations.parquet (every sample, loadable in pandas) and report.html
+    (the self-contained page: table, plots and problem browser; `problems` = Store.problems
+    gives the browser its questions)."""
+    from .html import render_report
+
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": out_dir / "summary.json",
@@ -129,12 +138,13 @@ def write_outputs(
     }
     paths["json"].write_text(json.dumps(summary_json(rows, meta, curves), indent=2))
     gens.to_parquet(paths["parquet"], index=False)
-    paths["html"].write_text(summary_html(rows, meta))
+    paths["html"].write_text(render_report(rows, meta, gens, curves, problems), encoding="utf-8")
     return paths
 
 
 def summary_html(rows: list[VariantSummary], meta: dict[str, Any]) -> str:
-    """A minimal self-contained page with the table (the full report comes with plots later)."""
+    """The minimal table-only page (what report.html was before the full report; kept as the
+    size baseline of benchmarks/report.py and for callers that want just the table)."""
     cells = rows_for_display(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in (cells[0] if cells else []))
     body = "".join(
@@ -146,3 +156,11 @@ def summary_html(rows: list[VariantSummary], meta: dict[str, Any]) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style>
 </head><body><h1>thinkcost: {html.escape(str(meta.get("run_name", "")))}</h1>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul></body></html>"""
+
+
+def _size_label(r: VariantSummary) -> str:
+    """ " (4.00 b/w)", plus the file size for variants that are files (GGUF)."""
+    if not r.bits_per_weight:
+        return ""
+    size = getattr(r, "file_bytes", None)
+    return f" ({r.bits_per_weight:.2f} b/w" + (f", {size / 1e6:.0f} MB)" if size else ")")
