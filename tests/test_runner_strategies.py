@@ -194,3 +194,66 @@ def test_a_stated_confidence_is_not_graded_as_the_answer(tmp_path):
     g = st.generations(st.latest_run_id())
     assert len(g) == 2 * LIMIT and g["correct"].all()
     assert set(g["extracted"]) == {str(v) for v in gold.values()}
+
+
+def _confidence_spec(tmp_path, mode):
+    return build_spec(
+        {},
+        {
+            "variants": "base",
+            "strategy": "greedy",
+            "limit": LIMIT,
+            "confidence": mode,
+            "store": tmp_path / f"{mode}.sqlite",
+            "out": tmp_path / mode,
+            "n_boot": 200,
+        },
+    )
+
+
+def test_verbal_confidence_is_asked_stored_and_calibrated(tmp_path):
+    """Even problems: right at 90%; odd ones: wrong at 60%. ECE (10 bins) = 0.5 * |0.9 - 1| +
+    0.5 * |0.6 - 0| = 0.35; Brier = 0.5 * 0.01 + 0.5 * 0.36 = 0.185; AUROC = 1."""
+    gold = _gold_by_prompt()
+    order = list(gold)
+    asked = []
+
+    def script(req, sid):
+        asked.append(req.prompt_messages[-1]["content"])
+        value = _value(gold, req)
+        k = next(i for i, q in enumerate(order) if req.prompt_messages[-1]["content"].startswith(q))
+        right = k % 2 == 0
+        return [
+            "Work",
+            ".",
+            f"\nThe answer is {value if right else value + 1}.",
+            f"\nConfidence: {90 if right else 60}%",
+        ]
+
+    res = run(_confidence_spec(tmp_path, "verbal"), Console(quiet=True), engine=ScriptedEngine(script))
+    assert all("confidence" in q.lower() for q in asked)  # the instruction is in the same turn
+    st = Store(tmp_path / "verbal.sqlite")
+    g = st.generations(res.run_id).sort_values("problem_id")
+    assert list(g["confidence"]) == [0.9, 0.6, 0.9, 0.6]
+    assert list(g["correct"]) == [1, 0, 1, 0]
+    (row,) = res.rows
+    assert row.ece == pytest.approx(0.35)
+    assert row.brier == pytest.approx(0.185)
+    assert row.auroc == pytest.approx(1.0)
+    assert row.confidence_missing == 0.0
+
+
+def test_logprob_confidence_is_the_answer_tokens_mean_probability(tmp_path):
+    import math
+
+    gold = _gold_by_prompt()
+
+    def script(req, sid):
+        return ["Work", ".", "\nThe", " answer", " is", f" {_value(gold, req)}", "."]
+
+    res = run(_confidence_spec(tmp_path, "logprob"), Console(quiet=True), engine=ScriptedEngine(script))
+    st = Store(tmp_path / "logprob.sqlite")
+    g = st.generations(res.run_id)
+    # the scripted model gives every chosen token logprob -0.1 (sample 0)
+    assert g["confidence"].tolist() == pytest.approx([math.exp(-0.1)] * LIMIT)
+    assert res.rows[0].ece == pytest.approx(1 - math.exp(-0.1))  # all right, one bin

@@ -59,6 +59,13 @@ def run(
         float | None, typer.Option(help="temperature of sampling strategies (0.7)")
     ] = None,
     top_p: Annotated[float | None, typer.Option(help="top-p of sampling strategies (0.95)")] = None,
+    confidence: Annotated[
+        str | None,
+        typer.Option(
+            help="none, verbal (ask for a 0-100 confidence after the answer) or logprob (answer tokens' "
+            "mean logprob): stored per sample; ECE, Brier and AUROC per row"
+        ),
+    ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="generation cap per sample")] = None,
     batch_size: Annotated[int | None, typer.Option(help="sequences decoded together")] = None,
     seed: Annotated[int | None, typer.Option(help="problem and sampling seed")] = None,
@@ -119,6 +126,7 @@ def run(
         strategy=strategy,
         temperature=temperature,
         top_p=top_p,
+        confidence=confidence,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         seed=seed,
@@ -143,12 +151,69 @@ def run(
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_spec(spec, console)
     console.print(rich_table(result.rows, spec.run_name(), spec.reference))
+    _print_robustness(result.outputs.get("json"))
     for kind, path in result.outputs.items():
         if kind != "html":
             console.print(f"{kind:>8}: {path}", soft_wrap=True)
     console.print(f"   store: {result.store_path}", soft_wrap=True)
     if "html" in result.outputs:
         console.print(f"  report: {result.outputs['html']}", soft_wrap=True)
+
+
+@app.command()
+def repro(
+    spec_file: Annotated[Path | None, typer.Argument(help="YAML/JSON spec; flags override its keys")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
+    limit: Annotated[int | None, typer.Option(help="number of problems (16)")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="generation cap per sample")] = None,
+    dtypes: Annotated[
+        str, typer.Option(help="comma list of float32, bfloat16, float16; the first is the reference")
+    ] = "float32,bfloat16,float16",
+    batch_sizes: Annotated[
+        str, typer.Option(help="comma list of batch sizes; the first is the reference")
+    ] = "1,4,16",
+    seed: Annotated[int | None, typer.Option(help="problem seed")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
+    store: Annotated[Path | None, typer.Option(help="SQLite store (default runs/<name>.sqlite)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output dir; repro.json lands here")] = None,
+) -> None:
+    """Re-run one greedy spec per dtype and batch size: share of problems whose text differs from
+    the reference, where it first diverges (tokens), and the spread of accuracy and reasoning tokens."""
+    from .repro import parse_batch_sizes, parse_dtypes
+    from .repro import repro as run_repro
+    from .spec import build_spec, load_spec_file
+
+    dtype_list, sizes = parse_dtypes(dtypes), parse_batch_sizes(batch_sizes)
+    file_values = load_spec_file(spec_file) if spec_file else {}
+    overrides = dict(
+        model=model,
+        task=task,
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        device=device,
+        store=store,
+        out=out,
+    )
+    spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
+    result = run_repro(spec, dtype_list, sizes, console)
+    console.print(result.table())
+    console.print(f"    json: {result.out_path}", soft_wrap=True)
+    console.print(f"   store: {result.store_path}", soft_wrap=True)
+
+
+def _print_robustness(summary_path: Path | None) -> None:
+    """Injection/extraction runs: the attack table after the main one (from summary.json)."""
+    from .report.table import robustness_table
+
+    if summary_path is None or not Path(summary_path).is_file():
+        return
+    records = json.loads(Path(summary_path).read_text())["meta"].get("robustness")
+    if records:
+        console.print(robustness_table(records))
 
 
 @app.command()
@@ -192,6 +257,10 @@ def report(
         sys.stdout.write(rows_to_markdown(rows, meta))
     else:
         console.print(rich_table(rows, meta["run_name"], meta["reference"]))
+        if meta.get("robustness"):
+            from .report.table import robustness_table
+
+            console.print(robustness_table(meta["robustness"]))
     if output is not None:  # stderr for json/md, so stdout stays pure
         (console if format == "table" else err_console).print(f"report: {output}", soft_wrap=True)
 

@@ -3,6 +3,8 @@ the same command resumes; loads the model only when there is work left."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import platform
 import time
 import uuid
@@ -29,7 +31,7 @@ from .reasoning import split_reasoning
 from .spec import RunSpec
 from .store import Store
 from .strategies import Recipe, SamplingOptions, Strategy, describe, parse_strategy
-from .strategies.confidence import CONFIDENCE_INSTRUCTION, strip_confidence
+from .strategies.confidence import CONFIDENCE_INSTRUCTION, sample_confidence, strip_confidence
 from .tasks import get_task
 from .tasks.base import Problem, Verdict
 
@@ -106,7 +108,12 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
                 f"{k}={v}" for k, v in (first.items() if isinstance(first, dict) else [("row", first)])
             )
         )
-    options = {"temperature": spec.temperature, "top_p": spec.top_p, "wait_words": list(spec.wait_words)}
+    options = {
+        "temperature": spec.temperature,
+        "top_p": spec.top_p,
+        "wait_words": list(spec.wait_words),
+        "confidence": spec.confidence,
+    }
     for i, s in enumerate(strategies):
         store.put_strategy(run_id, s.name, i, describe(s) | {"options": options})
     recipes = plan_recipes(strategies)
@@ -217,6 +224,11 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
             verdict,
             spec.batch_size,
             call_id=call_ids[i],
+            confidence=sample_confidence(
+                "verbal" if it.recipe.verbal else spec.confidence, c.answer_text, c.logprobs, c.answer_tokens
+            )
+            if c.finish_reason != "error"
+            else None,
         )
         tokens += c.completion_tokens
         secs += c.cost_s
@@ -299,7 +311,10 @@ def stored_strategies(store: Store, run_id: str) -> list[Strategy]:
             top_p=opts.get("top_p", 0.95),
             wait_words=tuple(opts.get("wait_words", SamplingOptions().wait_words)),
         )
-        out.append(parse_strategy(info["name"], options))
+        s = parse_strategy(info["name"], options)
+        if opts.get("confidence") == "verbal":  # as RunSpec.strategies(): the prompt asked for it
+            s = dataclasses.replace(s, recipe=dataclasses.replace(s.recipe, verbal=True))
+        out.append(s)
     return out or [parse_strategy("greedy")]
 
 
@@ -364,6 +379,12 @@ def build_report(
             "base is a GGUF checkpoint (for the packaged default: mostly Q5_0/Q4_K) dequantized to float; "
             "ratios are relative to an already low-bit model. Use an fp16/bf16 hub model for research runs."
         )
+    task_name = runs[run_id]["spec"].get("task")
+    if task_name in ("injection", "extraction"):  # attack success / leaks per (variant, recipe)
+        from .metrics.robustness import attack_rates
+
+        rates = attack_rates(gens[gens["variant"].isin(present)], store.problems(run_id))
+        meta["robustness"] = json.loads(rates.to_json(orient="records"))
     curves = scaling_curves(gens[gens["variant"].isin(present)], chosen)
     outputs = write_outputs(out_dir, rows, meta, gens, curves=curves, problems=store.problems(run_id))
     return rows, outputs

@@ -53,6 +53,11 @@ class RunSpec(BaseModel):
     wait_words: list[str] = Field(
         default_factory=lambda: list(DEFAULT_WAIT_WORDS), description="words wait-penalty discourages"
     )
+    confidence: Literal["none", "verbal", "logprob"] = Field(
+        "none",
+        description="verbal: ask for a 0-100 confidence after the answer (same turn); logprob: "
+        "exp(mean logprob) of the answer tokens; stored per generation, ECE/Brier/AUROC per row",
+    )
     max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072)
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096)
     seed: int = Field(0, ge=0)
@@ -84,6 +89,11 @@ class RunSpec(BaseModel):
     calib_samples: int = Field(32, ge=1, description="GPTQ/Babai calibration windows")
     calib_seq_len: int = Field(256, ge=8, description="tokens per calibration window")
     calib_file: Path | None = Field(None, description="text/JSONL calibration data (default: task prompts)")
+    tag: str | None = Field(
+        None,
+        description="extra identity label (e.g. repro:bs=4) so otherwise-equal runs keep their own rows; "
+        "unset leaves the run id unchanged",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -234,9 +244,14 @@ class RunSpec(BaseModel):
 
     def strategies(self) -> list:
         """The parsed strategies (recipe + decision rule), in the order given."""
+        import dataclasses
+
         from .strategies import parse_strategy
 
-        return [parse_strategy(x, self.sampling_options()) for x in self.strategy]
+        out = [parse_strategy(x, self.sampling_options()) for x in self.strategy]
+        if self.confidence == "verbal":  # the prompt asks for it: a different recipe (and samples)
+            out = [dataclasses.replace(s, recipe=dataclasses.replace(s.recipe, verbal=True)) for s in out]
+        return out
 
     @property
     def reference(self) -> str:
@@ -269,6 +284,7 @@ class RunSpec(BaseModel):
             "engine": self.engine,
             "dtype": self.dtype,
             **({"extra_body": self.extra_body} if self.extra_body else {}),
+            **({"tag": self.tag} if self.tag is not None else {}),
         }
 
     def run_id(self) -> str:

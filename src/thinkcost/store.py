@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS generations (
     verdict_detail TEXT,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 1,
+    confidence REAL,
     PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
 );
 CREATE TABLE IF NOT EXISTS strategies (
@@ -104,6 +105,7 @@ _ADDED_COLUMNS = {
     "verdict_detail": "TEXT",
     "error": "TEXT",
     "attempts": "INTEGER NOT NULL DEFAULT 1",
+    "confidence": "REAL",
 }
 
 GENERATION_COLUMNS = (
@@ -137,6 +139,7 @@ GENERATION_COLUMNS = (
     "verdict_detail",
     "error",
     "attempts",
+    "confidence",
 )
 
 
@@ -209,6 +212,7 @@ class Store:
         verdict: Verdict,
         batch_size: int,
         call_id: str = "",
+        confidence: float | None = None,
     ) -> bool:
         """Commit one finished generation at once: this is the unit a crash cannot lose.
         Returns False when the row was already stored (a resumed group re-drawn whole). A row
@@ -245,6 +249,7 @@ class Store:
             verdict.detail,
             c.error,
             c.attempts,
+            confidence,
         )
         self.db.execute(
             "DELETE FROM generations WHERE run_id=? AND variant=? AND problem_id=? AND strategy=? "

@@ -37,6 +37,7 @@ OUTCOME_COLUMNS = (
     "failed",
     "forced_tokens",
     "interventions",
+    "confidence",
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -49,6 +50,7 @@ _DEFAULTS: dict[str, Any] = {
     "answer_text": "",
     "extracted": None,
     "answer_tokens": 0,
+    "confidence": None,
 }
 
 
@@ -127,6 +129,8 @@ def outcomes(
                     "failed": int((used["finish_reason"] == "error").sum()),
                     "forced_tokens": int(used["forced_tokens"].sum()),
                     "interventions": int(used["interventions"].sum()),
+                    # the stated/logprob confidence of the answer the strategy returns
+                    "confidence": _opt(chosen["confidence"].iloc[0]) if len(chosen) else None,
                 }
             )
     return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))

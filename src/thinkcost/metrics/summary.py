@@ -44,6 +44,11 @@ class VariantSummary:
     samples_per_problem: float = math.nan
     engine_calls_per_problem: float = math.nan
     cancelled_share: float = 0.0  # attempts stopped early (short-m@k)
+    # calibration of the returned answers' confidence (--confidence); None without confidences
+    ece: float | None = None
+    brier: float | None = None
+    auroc: float | None = None
+    confidence_missing: float | None = None
     failed: int = 0  # samples whose request finally failed (counted wrong; a rerun retries them)
     forced_tokens_per_problem: float = 0.0
     pareto: bool = False  # on the accuracy-vs-tokens-per-problem frontier of all rows
@@ -164,6 +169,7 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
                 engine_calls_per_problem=float(d["engine_calls"].mean()) if n else math.nan,
                 cancelled_share=float(d["cancelled"].sum()) / attempts if attempts else 0.0,
                 failed=int(d["failed"].sum()) if "failed" in d else 0,
+                **_calibration(d),
                 forced_tokens_per_problem=float(d["forced_tokens"].sum()) / n if n else 0.0,
                 bits_per_weight=vi.get("bits_per_weight"),
                 file_bytes=vi.get("file_bytes"),
@@ -172,6 +178,23 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
             )
         )
     return rows
+
+
+def _calibration(d: pd.DataFrame) -> dict[str, float | None]:
+    """ECE (10 equal-width bins), Brier, AUROC and missing share of the returned answers'
+    confidences; all None when the run recorded none."""
+    if "confidence" not in d or d["confidence"].isna().all():
+        return {}
+    from .calibration import calibration_summary
+
+    conf = [None if pd.isna(x) else float(x) for x in d["confidence"]]
+    cs = calibration_summary(conf, list(d["correct"].astype(bool)), n_bins=10)
+    return {
+        "ece": cs["ece_width"],
+        "brier": cs["brier"],
+        "auroc": cs["auroc"],
+        "confidence_missing": cs["missing_share"],
+    }
 
 
 def mark_pareto(rows: list[VariantSummary]) -> None:

@@ -345,3 +345,67 @@ def curves_figure(
     }
     layout["yaxis2"] = {"anchor": "x2", "tickformat": ".0%", "matches": "y", "automargin": True}
     return {"data": data, "layout": layout}
+
+
+# --- optional panels: calibration (--confidence runs), robustness (injection/extraction tasks) ----
+def reliability_figure(gens: pd.DataFrame, variants: Sequence[str], n_bins: int = 10) -> Figure | None:
+    """Reliability diagram per (variant, recipe): mean stated confidence vs accuracy in 10
+    equal-width bins, with the diagonal of perfect calibration. None when no sample has a
+    confidence (the run did not ask for one)."""
+    from ..metrics.calibration import reliability
+
+    if "confidence" not in gens or gens["confidence"].isna().all():
+        return None
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "perfect calibration",
+         "line": {"dash": "dot", "color": "#999"}}
+    ]  # fmt: skip
+    for (variant, recipe), g in gens.groupby(["variant", "strategy"], sort=False):
+        if variant not in variants or g["confidence"].isna().all():
+            continue
+        conf = [None if pd.isna(x) else float(x) for x in g["confidence"]]
+        bins = [b for b in reliability(conf, list(g["correct"].astype(bool)), n_bins=n_bins) if b["count"]]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": plot_text(f"{variant} · {recipe}"),
+                "x": [b["confidence"] for b in bins],
+                "y": [b["accuracy"] for b in bins],
+                "text": [f"{b['count']} samples" for b in bins],
+            }
+        )
+    layout = _layout("Reliability diagram", "mean stated confidence (bin)", "accuracy (bin)")
+    layout["xaxis"]["range"] = [0, 1]
+    layout["yaxis"]["range"] = [0, 1]
+    return {"data": data, "layout": layout}
+
+
+def robustness_figure(rates: pd.DataFrame | None) -> Figure | None:
+    """Attack success (secret/canary in the answer) and leaks in the reasoning per variant, with
+    Wilson 95% CIs, against the strategy (reasoning budget): does longer thinking or fewer bits
+    make a model easier to attack?"""
+    if rates is None or len(rates) == 0:
+        return None
+    data = []
+    for part, label, dash in (
+        ("attack", "in the answer", "solid"),
+        ("reasoning_leak", "in the reasoning", "dot"),
+    ):
+        for variant, g in rates.groupby("variant", sort=False):
+            vals = [finite(x) for x in g[f"{part}_rate"]]
+            cis = list(zip(g[f"{part}_ci_low"], g[f"{part}_ci_high"], strict=True))
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": plot_text(f"{variant} · {label}"),
+                    "x": [plot_text(s) for s in g["strategy"]],
+                    "y": vals,
+                    "error_y": _error_bars(vals, cis),
+                    "line": {"dash": dash},
+                }
+            )
+    layout = _layout("Attack success vs strategy", "strategy (recipe: budget)", "share of samples (95% CI)")
+    layout["yaxis"]["range"] = [0, 1.05]
+    return {"data": data, "layout": layout}

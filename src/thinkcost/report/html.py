@@ -378,7 +378,14 @@ def report_figures(
         "ctir": F.ctir_figure(rs, meta.get("reference")) if rs else None,
         "tokens": F.tokens_figure(gens, variants, recipes) if rs and len(gens) else None,
         "curves": F.curves_figure(curves, variants),
+        "reliability": F.reliability_figure(gens, variants) if len(gens) else None,
+        "robustness": F.robustness_figure(_robustness_frame(meta)),
     }
+
+
+def _robustness_frame(meta: dict[str, Any]) -> pd.DataFrame | None:
+    rates = meta.get("robustness")
+    return pd.DataFrame(rates) if rates else None
 
 
 _PANELS = (
@@ -409,7 +416,22 @@ _PANELS = (
         "No curves: this run has no independent-sample recipe (temperature > 0 with 2+ samples per "
         "problem, e.g. --strategy maj@8).",
     ),
+    (
+        "reliability",
+        "Calibration",
+        "Reliability diagram of the confidences recorded with --confidence: per bin of stated "
+        "confidence, the share of samples that were right. On the diagonal = calibrated.",
+        "",
+    ),
+    (
+        "robustness",
+        "Robustness of exposed reasoning",
+        "Share of samples whose answer (solid) or reasoning trace (dotted) contains the injected canary or "
+        "the system prompt's secret, per variant and strategy, with Wilson 95% CIs.",
+        "",
+    ),
 )
+_OPTIONAL = {"reliability", "robustness"}  # panels shown only when the run has their data
 
 
 def _plot_section(
@@ -515,7 +537,9 @@ def render_report(
         gens, problems, variants, meta.get("reference"), recipe_choices(meta, gens), trace_chars
     )
     plots = "".join(
-        _plot_section(pid, title, cap, empty, figs[pid], bool(js)) for pid, title, cap, empty in _PANELS
+        _plot_section(pid, title, cap, empty, figs[pid], bool(js))
+        for pid, title, cap, empty in _PANELS
+        if pid not in _OPTIONAL or figs[pid] is not None
     )
     ref = meta.get("reference")
     nav = "".join(

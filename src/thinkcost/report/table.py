@@ -49,6 +49,7 @@ def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
     """Formatted cells, shared by the terminal table and the HTML page. Columns about sampling
     (strategy, tokens per problem, samples) appear only when a run has more than greedy."""
     multi = any(r.strategy != "greedy" for r in rows)
+    calibrated = any(getattr(r, "ece", None) is not None for r in rows)  # --confidence runs only
     out = []
     for r in rows:
         pct = "{:.0f}"
@@ -73,6 +74,11 @@ def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
             "s/correct": _num(r.s_per_correct, "{:.1f}"),
             "speed-up": _num(r.effective_speedup) + "×",
         }
+        if calibrated:
+            cells["ECE"] = _num(r.ece, "{:.3f}")
+            cells["Brier"] = _num(r.brier, "{:.3f}")
+            cells["AUROC"] = _num(r.auroc)
+            cells["no conf."] = f"{_num(100 * r.confidence_missing, pct)}%"
         if multi:
             cells["frontier"] = "★" if r.pareto else ""
         out.append(cells)
@@ -164,3 +170,30 @@ def _size_label(r: VariantSummary) -> str:
         return ""
     size = getattr(r, "file_bytes", None)
     return f" ({r.bits_per_weight:.2f} b/w" + (f", {size / 1e6:.0f} MB)" if size else ")")
+
+
+def robustness_table(records: list[dict[str, Any]]) -> Table:
+    """Attack success (canary/secret in the answer) and leaks in the reasoning per (variant,
+    strategy), Wilson 95% CIs: printed after the main table for injection/extraction runs."""
+    t = Table(
+        "variant",
+        "strategy",
+        "samples",
+        "attack in answer (95% CI)",
+        "leak in reasoning (95% CI)",
+        "leak anywhere",
+        title="robustness of exposed reasoning",
+    )
+    pct = "{:.0f}"
+    for r in records:
+
+        def cell(part: str, r=r) -> str:
+            return (
+                f"{_num(100 * r[part + '_rate'], pct)}%"
+                f"{_ci(100 * r[part + '_ci_low'], 100 * r[part + '_ci_high'], pct)} {r[part]}/{r['n']}"
+            )
+
+        t.add_row(
+            r["variant"], r["strategy"], str(r["n"]), cell("attack"), cell("reasoning_leak"), cell("leak_any")
+        )
+    return t

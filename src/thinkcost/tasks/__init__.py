@@ -11,7 +11,8 @@ from thinkcost.tasks.base import Task
 
 TASKS = Registry("task")
 
-# Each module registers its task(s): procedural -> arithmetic; the others read a dataset (tasks/data.py).
+# Each module registers its task(s): procedural -> arithmetic, robustness -> injection and extraction
+# (offline, seeded); the others read a dataset (tasks/data.py).
 from thinkcost.tasks import (  # noqa: E402, F401
     aime,
     gpqa,
@@ -21,6 +22,7 @@ from thinkcost.tasks import (  # noqa: E402, F401
     mbpp,
     procbench,
     procedural,
+    robustness,
 )
 
 
