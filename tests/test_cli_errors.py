@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from cli_run import cli as _cli
+from cli_run import one_line_error as _one_line_error
 from thinkcost.errors import UserError
 from thinkcost.spec import DEFAULT_VARIANTS, build_spec, load_spec_file
-
-
-def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "thinkcost.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
-def _one_line_error(p: subprocess.CompletedProcess, *needles: str) -> None:
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    err = p.stderr.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
 
 
 @pytest.mark.parametrize(

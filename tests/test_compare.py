@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from cli_run import cli as _cli
+from cli_run import one_line_error as _one_line_error
 from synthetic_store import Sample, build_store
 from thinkcost.errors import UserError
 from thinkcost.report.compare import (
@@ -239,20 +239,6 @@ def test_json_and_html_are_self_contained(tmp_path, pair):
     assert page.count("<tr") == len(cmp.deltas) + 1
     out = write_comparison_html(cmp, tmp_path / "sub" / "diff.html")
     assert out.read_text(encoding="utf-8") == page
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "thinkcost.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def _one_line_error(p, *needles):
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    err = p.stderr.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
 
 
 def test_cli_compare_formats_and_html(tmp_path, pair):

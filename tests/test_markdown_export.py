@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
+from cli_run import cli as _cli
+from cli_run import one_line_error as _one_line_error
 from synthetic_store import Sample, build_store
 from thinkcost.errors import UserError
 from thinkcost.metrics.repetition import repetition_score
@@ -145,20 +145,6 @@ def test_export_errors(tmp_path):
         export_samples(path, tmp_path / "samples.csv", run_id="nope")
     with pytest.raises(UserError, match="does not exist"):
         export_samples(tmp_path / "none.sqlite", tmp_path / "samples.csv")
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "thinkcost.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def _one_line_error(p, *needles):
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    err = p.stderr.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, err
 
 
 def test_cli_report_md_and_html_output(tmp_path):
