@@ -15,28 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from thinkcost.verify import code as sandbox
-from thinkcost.verify.code import (
-    Layers,
-    check_program,
-    classify,
-    extract_code,
-    run_many,
-    run_python,
-    verify_code,
-)
+from thinkcost import sandbox
+from thinkcost.sandbox import Layers, check_program, classify, launch, probe, run_many, run_python
+from thinkcost.verify.code import extract_code, verify_code
 
 
 @pytest.fixture(params=["detected", "fallback"])
 def mode(request, monkeypatch) -> str:
     """Run a test under the probed layers, then under none of the kernel layers."""
     if request.param == "fallback":
-        monkeypatch.setattr(sandbox, "layers", lambda: Layers())
+        monkeypatch.setattr(probe, "layers", lambda: Layers())
     return request.param
 
 
 def _needs(layer: str) -> None:
-    if not getattr(sandbox.layers(), layer):
+    if not getattr(probe.layers(), layer):
         pytest.skip(f"{layer} is not available on this machine")
 
 
@@ -115,7 +108,7 @@ def test_setup_failure_is_an_error_result_not_an_exception(monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("no space left")
 
-    monkeypatch.setattr(sandbox.tempfile, "mkdtemp", broken)
+    monkeypatch.setattr(launch.tempfile, "mkdtemp", broken)
     r = run_python("print(1)")
     assert r.status == "error" and "no space left" in r.stderr_tail
 
@@ -198,7 +191,7 @@ def test_loopback_connection_fails(mode):
         )
         r = run_python(prog, timeout_s=2)
         assert r.status == "crash" and "CONNECTED" not in r.stdout_tail
-        expected = "netns" if mode == "detected" and sandbox.layers().netns else "socket-block"
+        expected = "netns" if mode == "detected" and probe.layers().netns else "socket-block"
         assert expected in r.isolation
         with pytest.raises(BlockingIOError):  # the handshake would have completed before the exit
             server.accept()
@@ -208,7 +201,7 @@ def test_loopback_connection_fails(mode):
 
 def test_signalling_the_caller_is_refused(monkeypatch):
     """Without a PID namespace the caller is visible (same uid); the guard refuses to signal it."""
-    monkeypatch.setattr(sandbox, "layers", lambda: Layers())
+    monkeypatch.setattr(probe, "layers", lambda: Layers())
     prog = "import os\ntry:\n    os.kill(os.getppid(), 0)\nexcept PermissionError:\n    print('REFUSED')\n"
     r = run_python(prog, timeout_s=2)
     assert r.status == "passed" and "REFUSED" in r.stdout_tail
@@ -253,7 +246,7 @@ def test_daemonised_grandchild_is_killed(mode):
 
 
 def test_max_procs_caps_forks():
-    if not sandbox.layers().pids_cgroup:
+    if not probe.layers().pids_cgroup:
         pytest.skip("no pids cgroup on this machine")
     prog = (
         "import os\nmade = 0\nfor _ in range(20):\n    try:\n        pid = os.fork()\n"
