@@ -4,11 +4,13 @@ Ours: our extraction, an exact-number fast path, and math-verify in a checker pr
 deadline (works in any thread, and a hung check is killed). Raw: math-verify's own
 ``verify(parse(gold), parse(completion))`` in this process, in the main thread, with its default
 signal-based timeouts; and the same with the gold wrapped in ``$...$``, since parse() finds no
-bare LaTeX gold (so plain raw is fast partly because it fails). The pairs are realistic completions (reasoning, then a final answer) mixing
-plain numbers and LaTeX, repeated and shuffled. Both sides run over the same list in alternating
-rounds; the best round of each is reported, with the agreement of their verdicts.
+bare LaTeX gold (so plain raw is fast partly because it fails). The pairs (benchmarks/
+verify_math_pairs.py) are distinct (gold, answer) cases of every kind a MATH-500 grader meets, each
+with a verdict known from how it was built, wrapped in realistic completions (reasoning, then a
+final answer line), shuffled. All sides run over the same list in alternating rounds; the best
+round of each is reported, with the agreement of their verdicts and with the expected ones.
 
-    python benchmarks/verify_math.py [--pairs 300] [--rounds 3] [--seed 0]
+    python benchmarks/verify_math.py [--rounds 3] [--seed 0] [--limit N]
 """
 
 from __future__ import annotations
@@ -17,73 +19,42 @@ import argparse
 import logging
 import random
 import statistics
+import sys
 import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # verify_math_pairs, next to this file
 
 from thinkcost.verify.math import verify_math
-
-# (final answer as the model writes it, gold, expected verdict) — a mix of the equivalence table's kinds.
-ANSWERS = [
-    ("The answer is 42.", "42", True),
-    (r"So the total is $\boxed{1,250}$.", "1250", True),
-    (r"\boxed{\frac{3}{4}}", "0.75", True),
-    ("Answer: 7/2", "3.5", True),
-    (r"Thus $x = \boxed{-4}$.", "-4", True),
-    ("She has 18 apples left.", "18", True),
-    ("The answer is 17.", "71", False),
-    (r"\boxed{0.333}", r"\frac{1}{3}", False),
-    (r"\boxed{50\%}", "50", True),
-    (r"\boxed{12 \text{ cm}}", "12", True),
-    ("Final answer: 3.50", "7/2", True),
-    (r"\boxed{2}", "3", False),
-    (r"\boxed{[1,2)}", "[1, 2)", True),
-    (r"\boxed{[1,2)}", "(1,2)", False),
-    (r"\boxed{\{1,2\}}", r"\{2,1\}", True),
-    (r"\boxed{\sqrt{2}/2}", r"\frac{\sqrt{2}}{2}", True),
-    (r"\boxed{2\pi}", r"\pi \cdot 2", True),
-    (r"\boxed{\frac{\sqrt{3}}{3}}", r"\frac{1}{\sqrt{3}}", True),
-    (r"\boxed{x^2+2x+1}", "(x+1)^2", True),
-    (r"\boxed{x^2+1}", "(x+1)^2", False),
-    (r"\boxed{(-\infty, 3]}", r"(-\infty,3]", True),
-    (r"\boxed{30^\circ}", "30", True),
-    (r"\boxed{1,000,000}", "10^6", True),
-    (r"\boxed{3\sqrt{3}}", r"\sqrt{27}", True),
-    (r"\boxed{\text{(B)}}", r"\text{(B)}", True),
-    (r"\boxed{y = 2x + 1}", "2x+1", True),
-    (r"\boxed{\begin{pmatrix}1\\2\end{pmatrix}}", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", True),
-    (r"\boxed{\pi}", "3.14", False),
-]
-REASONING = (
-    "Let me work through this step by step. First I write down what is given, then I set up the "
-    "equation and simplify: 3 + 4 = 7, and 7 * 2 = 14. Checking the edge cases, nothing changes.\n\n"
-)
+from verify_math_pairs import PAIRS, Pair, completion
 
 
-def build_pairs(n: int, seed: int) -> list[tuple[str, str]]:
-    """n (completion, gold) pairs: every answer kind, repeated, shuffled."""
-    pairs = [(REASONING + answer, gold) for answer, gold, _ in ANSWERS]
-    out = (pairs * (n // len(pairs) + 1))[:n]
+def build_pairs(limit: int | None, seed: int) -> list[tuple[str, str, Pair]]:
+    """(completion, gold, pair) for every distinct pair (or the first `limit` after shuffling)."""
+    out = [(completion(p, i), p.gold, p) for i, p in enumerate(PAIRS)]
     random.Random(seed).shuffle(out)
-    return out
+    return out[:limit]
 
 
-def run_ours(pairs: list[tuple[str, str]]) -> list[bool]:
-    return [verify_math(completion, gold).correct for completion, gold in pairs]
+def run_ours(pairs: list[tuple[str, str, Pair]]) -> list[bool]:
+    return [verify_math(text, gold).correct for text, gold, _ in pairs]
 
 
-def run_raw(pairs: list[tuple[str, str]]) -> list[bool]:
+def run_raw(pairs: list[tuple[str, str, Pair]]) -> list[bool]:
     from math_verify import parse, verify
 
-    return [bool(verify(parse(gold), parse(completion))) for completion, gold in pairs]
+    return [bool(verify(parse(gold), parse(text))) for text, gold, _ in pairs]
 
 
-def run_raw_wrapped(pairs: list[tuple[str, str]]) -> list[bool]:
+def run_raw_wrapped(pairs: list[tuple[str, str, Pair]]) -> list[bool]:
     """Raw, with the gold in $...$ as math-verify expects: a bare LaTeX gold is not found by parse()."""
     from math_verify import parse, verify
 
-    return [bool(verify(parse(f"${gold}$"), parse(completion))) for completion, gold in pairs]
+    return [bool(verify(parse(f"${gold}$"), parse(text))) for text, gold, _ in pairs]
 
 
-def timed(fn, pairs: list[tuple[str, str]]) -> tuple[float, list[bool]]:
+def timed(fn, pairs: list[tuple[str, str, Pair]]) -> tuple[float, list[bool]]:
     t = time.perf_counter()
     verdicts = fn(pairs)
     return time.perf_counter() - t, verdicts
@@ -91,18 +62,18 @@ def timed(fn, pairs: list[tuple[str, str]]) -> tuple[float, list[bool]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="order of the pairs")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N shuffled pairs (default all)")
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    pairs = build_pairs(args.pairs, args.seed)
+    pairs = build_pairs(args.limit, args.seed)
 
     t = time.perf_counter()
     run_ours(pairs[:1])  # starts the checker process; not part of the per-check cost
     start_s = time.perf_counter() - t
     run_raw(pairs[:1])  # imports math-verify and builds its regexes in this process
-    details = [verify_math(c, g).detail for c, g in pairs]
+    details = [verify_math(text, gold).detail for text, gold, _ in pairs]
     numeric = sum(d == "numeric" for d in details)
 
     ours_s, raw_s, wrapped_s = [], [], []
@@ -115,15 +86,20 @@ def main() -> None:
         wrapped_s.append(s)
 
     n = len(pairs)
+    expected = [p.expected for _, _, p in pairs]
+    n_true = sum(expected)
     best_ours, best_raw, best_wrapped = min(ours_s), min(raw_s), min(wrapped_s)
     agree = sum(a == b for a, b in zip(ours, raw, strict=True))
     agree_wrapped = sum(a == b for a, b in zip(ours, wrapped, strict=True))
-    expected = {(REASONING + a, g): ok for a, g, ok in ANSWERS}
-    ours_right = sum(v == expected[p] for v, p in zip(ours, pairs, strict=True))
-    raw_right = sum(v == expected[p] for v, p in zip(raw, pairs, strict=True))
-    wrapped_right = sum(v == expected[p] for v, p in zip(wrapped, pairs, strict=True))
 
-    print(f"pairs: {n} ({len(ANSWERS)} distinct, shuffled), rounds: {args.rounds}, best round reported")
+    def right(verdicts: list[bool]) -> int:
+        return sum(v == e for v, e in zip(verdicts, expected, strict=True))
+
+    kinds = len({p.kind for _, _, p in pairs})
+    print(
+        f"pairs: {n} distinct ({n_true} equal, {n - n_true} not equal; {kinds} kinds, shuffled),"
+        f" rounds: {args.rounds}, best round reported"
+    )
     print(f"checker process start (once, excluded): {start_s:.2f} s")
     for name, runs in (
         ("ours  verify_math                ", ours_s),
@@ -136,16 +112,22 @@ def main() -> None:
     print(f"agreement ours vs raw: {agree}/{n} ({100 * agree / n:.1f}%)")
     print(f"agreement ours vs raw-wrapped: {agree_wrapped}/{n} ({100 * agree_wrapped / n:.1f}%)")
     print(
-        f"matches the expected verdict: ours {ours_right}/{n}, raw {raw_right}/{n}, raw-wrapped {wrapped_right}/{n}"
+        f"matches the expected verdict: ours {right(ours)}/{n}, raw {right(raw)}/{n},"
+        f" raw-wrapped {right(wrapped)}/{n}"
     )
-    seen = set()
-    for pair, a, b, w in zip(pairs, ours, raw, wrapped, strict=True):
-        if not a == b == w and pair not in seen:
-            seen.add(pair)
-            answer = pair[0][len(REASONING) :]
+    wrong = Counter()
+    for (_, _, p), a, b, w in zip(pairs, ours, raw, wrapped, strict=True):
+        for side, v in (("ours", a), ("raw", b), ("raw-wrapped", w)):
+            wrong[side, p.kind] += v != p.expected
+    for kind in sorted({p.kind for _, _, p in pairs}):
+        total = sum(p.kind == kind for _, _, p in pairs)
+        cells = ", ".join(f"{side} {total - wrong[side, kind]}" for side in ("ours", "raw", "raw-wrapped"))
+        print(f"  {kind:>20} ({total:3d}): right {cells}")
+    for (_, _, p), a, b, w in zip(pairs, ours, raw, wrapped, strict=True):
+        if a != p.expected:
             print(
-                f"  disagree: {answer!r} vs gold {pair[1]!r}: ours {a}, raw {b}, raw-wrapped {w},"
-                f" expected {expected[pair]}"
+                f"  ours wrong: {p.answer!r} vs gold {p.gold!r} ({p.kind}): ours {a}, raw {b},"
+                f" raw-wrapped {w}, expected {p.expected}"
             )
 
 

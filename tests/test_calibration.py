@@ -1,4 +1,6 @@
 import math
+from collections import Counter
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -203,3 +205,82 @@ def test_summary_fields():
     s = calibration_summary(conf, correct)
     assert set(s) == {"ece_width", "ece_mass", "brier", "auroc", "missing_share", "n", "n_scored"}
     assert s["ece_width"] == ece(conf, correct) and s["ece_mass"] == ece(conf, correct, strategy="mass")
+
+
+# ------------------------------------------------------- ECE against an exact, independent computation
+# scikit-learn has no ECE, so ECE is checked here against a recomputation that shares nothing with the
+# implementation: confidences on the 1/100 grid (what verbal confidences are) held as integers k, bins
+# found by integer arithmetic (k/100 lies in width bin floor(k*B/100), k = 100 in the last), group
+# sizes of equal-mass bins from a closed formula, and the score summed exactly in Fractions as
+# sum over bins of |sum(correct - confidence)| / n, which equals sum of share * |accuracy - confidence|.
+
+
+def _grid_case(seed: int, n: int) -> tuple[list[int | None], list[bool]]:
+    """Confidences as integer percents (None = missing), with ties and both ends 0 and 100."""
+    rng = np.random.default_rng(seed)
+    ks = [int(k) for k in rng.integers(0, 101, n)]
+    ks[:2] = [0, 100][:n]
+    correct = [bool(rng.uniform() < k / 100) for k in ks]
+    return [None if i >= 2 and rng.uniform() < 0.1 else k for i, k in enumerate(ks)], correct
+
+
+def _exact_ece(ks: list[int | None], correct: list[bool], n_bins: int, strategy: str) -> Fraction:
+    scored = [(k, y, i) for i, (k, y) in enumerate(zip(ks, correct, strict=True)) if k is not None]
+    n = len(scored)
+    groups: dict[int, list[tuple[int, bool]]] = {}
+    if strategy == "width":
+        for k, y, _ in scored:
+            groups.setdefault(min(k * n_bins // 100, n_bins - 1), []).append((k, y))
+    else:  # rank r -> group: the first n % B groups hold one more sample than the others
+        big, extra = -(-n // n_bins), n % n_bins
+        for r, (k, y, _) in enumerate(sorted(scored, key=lambda t: (t[0], t[2]))):
+            g = r // big if extra == 0 or r < extra * big else extra + (r - extra * big) // (big - 1)
+            groups.setdefault(g, []).append((k, y))
+    gaps = [abs(sum(Fraction(int(y)) - Fraction(k, 100) for k, y in g)) for g in groups.values()]
+    return sum(gaps, Fraction(0)) / n
+
+
+@pytest.mark.parametrize("strategy", ["width", "mass"])
+@pytest.mark.parametrize("n_bins", [1, 2, 3, 4, 7, 10, 15, 20, 64, 100, 250])
+@pytest.mark.parametrize("seed, n", [(0, 1), (1, 5), (2, 37), (3, 200), (4, 1001)])
+def test_ece_matches_exact_integer_recomputation(strategy, n_bins, seed, n):
+    ks, correct = _grid_case(seed, n)
+    conf = [None if k is None else k / 100 for k in ks]
+    expected = float(_exact_ece(ks, correct, n_bins, strategy))
+    assert ece(conf, correct, n_bins, strategy) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("n_bins", [1, 2, 10, 30])
+def test_ece_width_bins_of_grid_confidences_are_exact(n_bins):
+    # every percent 0..100 in its own sample: bin counts follow floor(k * B / 100) exactly
+    rows = reliability([k / 100 for k in range(101)], [True] * 101, n_bins=n_bins)
+    expected = Counter(min(k * n_bins // 100, n_bins - 1) for k in range(101))
+    assert [r["count"] for r in rows] == [expected[i] for i in range(n_bins)]
+
+
+@pytest.mark.parametrize("strategy", ["width", "mass"])
+def test_ece_closed_forms(strategy):
+    conf, correct = _random_case(11, n=60)
+    c = np.array([x for x in conf if x is not None])
+    y = np.asarray(correct)[[x is not None for x in conf]]
+    # one bin: |accuracy - mean confidence| over all scored samples
+    assert ece(conf, correct, 1, strategy) == pytest.approx(abs(y.mean() - c.mean()), abs=1e-12)
+    # constant confidence q with a share a correct: |a - q| at any bin count
+    for n_bins in (1, 5, 10, 13):
+        assert ece([0.35] * 8, [True] * 6 + [False] * 2, n_bins, "width") == pytest.approx(0.4)
+        assert ece([0.9] * 5, [True] * 5, n_bins, strategy) == pytest.approx(0.1)
+    # at least as many mass bins as samples: every sample alone, ECE = mean |correct - confidence|
+    assert ece(conf, correct, len(c), "mass") == pytest.approx(np.abs(y - c).mean(), abs=1e-12)
+    assert ece(conf, correct, 10 * len(c), "mass") == pytest.approx(np.abs(y - c).mean(), abs=1e-12)
+
+
+def test_readme_claims_only_what_is_tested():
+    # the Trust section once said ECE was "tested against scikit-learn", which has no ECE
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    this_file = Path(__file__).read_text()
+    assert "are tested against scikit-learn." not in readme
+    assert "scikit-learn has no\nECE" in readme or "scikit-learn has no ECE" in readme
+    for reference in ("brier_score_loss", "roc_auc_score"):
+        assert f"`{reference}`" in readme and f"sklearn_metrics.{reference}" in this_file

@@ -35,6 +35,9 @@ CASES = [
     ("There are 1,000 of them.", "1000", True),
     (r"The total is \$1,250.", "1250", True),
     (r"\boxed{1,000,000}", "10^6", True),
+    (r"\boxed{10,\!080}", "10080", True),
+    (r"\boxed{1\,000\,000}", "1000000", True),
+    (r"\boxed{10,\!800}", "10080", False),
     ("There are 1,000 of them.", "100", False),
     # intervals and sets
     (r"\boxed{[1,2)}", "[1, 2)", True),
@@ -54,6 +57,12 @@ CASES = [
     (r"\boxed{3 \times 10^{5}}", "300000", True),
     (r"\boxed{x^2+2x+1}", "(x+1)^2", True),
     (r"\boxed{x^2+1}", "(x+1)^2", False),
+    # "The answer is $...$": the whole math span, not its leading number
+    (r"The answer is $2\pi$.", r"2\pi", True),
+    (r"The answer is $3\sqrt5$.", r"3\sqrt{5}", True),
+    (r"The answer is $3\sqrt5$.", "3", False),
+    (r"The answer is $-3, \frac{1}{2}$.", r"\frac{1}{2}, -3", True),
+    (r"The answer is $4\frac{3}{4}$.", "4.75", True),
     (r"\boxed{\infty}", r"\infty", True),
     (r"\boxed{-\infty}", r"\infty", False),
     # percent, units, degrees
@@ -66,6 +75,8 @@ CASES = [
     (r"\boxed{5 \text{ cm}^2}", "5", True),
     (r"\boxed{30^\circ}", "30", True),
     (r"\boxed{45^{\circ}}", r"45^\circ", True),
+    ("The angle is $90\u00b0$.", "90", True),
+    ("The answer is $90\u00b0$.", "45", False),
     # signs
     ("The answer is \u22124.", "-4", True),
     (r"\boxed{-\frac{3}{4}}", "-0.75", True),

@@ -47,6 +47,15 @@ from thinkcost.verify.math import extract_answer, numbers_equal, parse_number, v
         ("so we get B 7", ("7", "last-number")),
         ("The answer is [3]", ("3", "last-number")),
         ("The answer is $[1,2)$.", ("[1,2)", "answer-is")),
+        # a closed $...$ span of math is the whole answer, even when it starts with a digit
+        ("The answer is $3\\sqrt5$.", ("3\\sqrt5", "answer-is")),
+        ("The answer is $2 \\cdot \\pi$.", ("2 \\cdot \\pi", "answer-is")),
+        ("The answer is $4\\frac{3}{4}$.", ("4\\frac{3}{4}", "answer-is")),
+        ("The answer is $7 - 5x + 2x^3$.", ("7 - 5x + 2x^3", "answer-is")),
+        ("The answer is $0.5, -3$.", ("0.5, -3", "answer-is")),
+        ("The answer is $12 \\text{ cm}$.", ("12 \\text{ cm}", "answer-is")),
+        # ... but $ signs around words are currency: the number after the first one is the answer
+        ("The answer is $12, which is $3 more than before.", ("12", "answer-is")),
         ("no digits here at all", (None, "none")),
         ("", (None, "none")),
     ],
@@ -78,6 +87,10 @@ EQUAL = [
     ("007", "7"),
     ("0.1", "1/10"),
     ("$1{,}250$", "1250"),
+    ("10,\\!080", "10080"),  # MATH's thousands separator
+    ("1\\,000\\,000", "1000000"),  # a thin space between digit groups
+    ("12\\,345.5", "24691/2"),
+    ("90\u00b0", "90"),
 ]
 NOT_EQUAL = [
     ("3.5", "3.51"),
@@ -92,6 +105,8 @@ NOT_EQUAL = [
     ("", ""),
     ("3 + 4", "7"),
     ("12 apples and 3 pears", "12"),
+    ("10,\\!08", "1008"),  # not a thousands grouping
+    ("1\\,0000", "10000"),
 ]
 
 

@@ -51,6 +51,10 @@ _PARSE_RE = re.compile(
     r")\s*(?:[A-Za-z][A-Za-z\s.'’-]*)?"
 )
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_LATEX_CMD_RE = re.compile(r"\\[A-Za-z]+(?:\s*\{[A-Za-z*]*\})?")
+_WORDS_RE = re.compile(r"[A-Za-z]{3,}")
+# Thousands separators inside a number, as LaTeX writes them: 10,\!000 (MATH), 1\,000\,000 (thin space).
+_LATEX_THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\\,|\\!)(?=\d{3}(?!\d))")
 
 
 def last_boxed(text: str) -> str | None:
@@ -96,11 +100,20 @@ def _after_answer_marker(rest: str) -> str | None:
             end = body.find(close)
             inner = body[:end].strip() if end >= 0 else ""
             m = _NUM_RE.match(body.lstrip())
-            if m and (end < 0 or parse_number(inner) is None):  # "$12." is dollars; keep the number
+            # "$12." or "$12, which is $3 more" is dollars: keep the number; "$3\sqrt5$" is math: keep it all
+            dollars = end < 0 or (parse_number(inner) is None and _is_prose(inner))
+            if m and dollars:
                 return _number_tokens(body.lstrip()[: m.end()])[0]
             return inner or None
     m = _NUM_RE.match(rest)
     return _number_tokens(rest[: m.end()])[0] if m else None
+
+
+def _is_prose(s: str) -> bool:
+    """Whether a $-delimited span holds words (so its $ signs are currency), not only LaTeX math."""
+    t = _TEXT_CMD_RE.sub(" ", s)  # units such as \text{ cm} are math
+    t = _LATEX_CMD_RE.sub(" ", t)  # \sqrt, \pi, \cdot, \begin{pmatrix}
+    return _WORDS_RE.search(t) is not None
 
 
 def extract_answer(text: str) -> tuple[str | None, str]:
@@ -141,8 +154,10 @@ def parse_number(s: str) -> Fraction | None:
         ("\\]", ""),
         ("\u2212", "-"),
         ("\u2013", "-"),
+        ("\u00b0", " "),  # 90° is 90 degrees: a unit, like "cm"
     ):
         t = t.replace(old, new)
+    t = _LATEX_THOUSANDS_RE.sub(",", t)
     t = re.sub(r"\\[,;:! ]", " ", t)
     if "=" in t:  # "x = 5" -> "5"
         t = t.rsplit("=", 1)[1]
