@@ -7,9 +7,15 @@ import subprocess
 import sys
 
 
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd=None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`thinkcost ARGS` in a subprocess; `env` replaces the environment (e.g. an unreachable hub)."""
     return subprocess.run(
-        [sys.executable, "-m", "thinkcost.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "thinkcost.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
     )
 
 

@@ -8,7 +8,9 @@ one per step.
 
 - Tokens are word pieces that keep their leading whitespace ("a b\\nc" -> "a", " b", "\\nc");
   a script entry is one token as written. "<eos>" is the EOS token, emitted whenever the
-  script is exhausted; with `think=True`, "</think>" is a single think-close token.
+  script is exhausted; with `think=True`, "</think>" is a single think-close token and the
+  reasoning format is `think-in-prompt` (the "template" opened the block, as R1-Distill's
+  does); `fmt` sets another format.
 - The script position is the step number: when a forced token overrides the model, the
   script still advances (the model "saw" that step); when a wait replaces an end attempt, the
   script goes on with its next entry.
@@ -16,7 +18,8 @@ one per step.
   seconds shared equally by the rows active in it; `latency_s` = steps until the row
   finished * 0.01 and `ttft_s` = 0.01. No clock is read, nothing sleeps.
 - `logprob(request, sample_id)` is the logprob of each model-chosen token (default
-  -0.1 * (1 + sample_id)), `certainty(request, sample_id)` its self-certainty (default
+  -0.1 * (1 + sample_id)); a callable taking a third argument gets the step number (from 1),
+  so logprobs can vary along the sequence. `certainty(request, sample_id)` its self-certainty (default
   1 + 0.1 * sample_id), so `Completion.self_certainty` is that value (None if the model chose
   no token). Forced tokens have neither, as in the hf engine.
 - The wait-penalty is not simulated (there are no logits): a script that should react to it
@@ -25,11 +28,13 @@ one per step.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 
 from thinkcost.engines.base import THINK_CLOSE, Completion, OnComplete, Request
 from thinkcost.engines.control import RowControl, ShortMK, Vocab, complete, plan_batches
+from thinkcost.reasoning import NONE, ReasoningFormat, format_of
 
 STEP_S = 0.01
 EOS = "<eos>"
@@ -38,16 +43,18 @@ Script = Callable[[Request, int], Sequence[str]]
 
 
 class WordTokenizer:
-    """Whitespace-preserving word pieces, ids assigned on first sight (0 is EOS)."""
+    """Whitespace-preserving word pieces, ids assigned on first sight (0 is EOS). The piece
+    table is shared by every instance, so one piece has one id across engines (repro compares
+    the ids two engines stored)."""
 
     eos_token = EOS
     eos_token_id = 0
     unk_token_id = None
+    pieces: list[str] = [EOS]  # noqa: RUF012 - shared on purpose (see the docstring)
+    index: dict[str, int] = {EOS: 0}  # noqa: RUF012
 
     def __init__(self, think: bool = False) -> None:
         self.think = think
-        self.pieces: list[str] = [EOS]
-        self.index: dict[str, int] = {EOS: 0}
         self.think_close_id = self.id(THINK_CLOSE) if think else None
         split = r"\s*\S+|\s+"
         if think:  # the think-close tag is one token even when glued to other text
@@ -87,13 +94,16 @@ class ScriptedEngine:
         think: bool = False,
         logprob: Callable[[Request, int], float] = lambda req, sid: -0.1 * (1 + sid),
         certainty: Callable[[Request, int], float] = lambda req, sid: 1.0 + 0.1 * sid,
+        fmt: ReasoningFormat | None = None,
     ) -> None:
         self.script = script
         self.batch_size = batch_size
         self.tok = WordTokenizer(think=think)
-        self.vocab = Vocab.of(self.tok, {self.tok.eos_token_id})
+        self.fmt = fmt if fmt is not None else (format_of("think-in-prompt") if think else NONE)
+        self.vocab = Vocab.of(self.tok, {self.tok.eos_token_id}, self.fmt)
         self.logprob = logprob
         self.certainty = certainty
+        self._per_step = len(inspect.signature(logprob).parameters) == 3
         self.calls: list[list[tuple[int, int]]] = []  # (request index, sample id) per batch run
 
     def generate(
@@ -135,7 +145,8 @@ class ScriptedEngine:
                 _, r, sid = chunk[a]
                 s = scripts[a]
                 sampled = s[step - 1] if step - 1 < len(s) else self.tok.eos_token_id
-                rows[a].step(sampled, self.vocab, self.logprob(r, sid), self.certainty(r, sid))
+                lp = self.logprob(r, sid, step) if self._per_step else self.logprob(r, sid)
+                rows[a].step(sampled, self.vocab, lp, self.certainty(r, sid))
                 if rows[a].finish:
                     short_mk.finished(a)
                     finish(a)

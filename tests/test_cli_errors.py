@@ -14,7 +14,7 @@ from thinkcost.spec import DEFAULT_VARIANTS, build_spec, load_spec_file
     ("args", "needles"),
     [
         (["--model", "gpt-17"], ["unknown model 'gpt-17'", "packaged name"]),
-        (["--variants", "base,rtn-w9g32"], ["'variants'", "rtn-w9g32", "bits must be 2..8"]),
+        (["--variants", "base,rtn-w9g32"], ["'variants'", "rtn-w9g32", "expected 2, 3, 4, 5, 6, 7 or 8"]),
         (["--variants", "base,awq"], ["unknown variant 'awq'"]),
         (["--task", "gsm9k"], ["unknown task 'gsm9k'", "arithmetic"]),
         (["--limit", "0"], ["'limit'", "greater than or equal to 1"]),
@@ -82,7 +82,8 @@ def test_bad_task_option_is_named():
     ("args", "needles"),
     [
         (["--method", "awq"], ["--method", "awq"]),
-        (["--bits", "9"], ["--bits", "2..8"]),
+        (["--bits", "9"], ["--bits", "expected 2, 3, 4 or 8 bits", "got 9"]),
+        (["--bits", "5"], ["--bits", "expected 2, 3, 4 or 8 bits", "got 5"]),
         (["--order", "random"], ["--order", "min-pivot"]),
     ],
 )

@@ -40,6 +40,10 @@ def test_default_model_run_then_report_from_store(tmp_path):
     assert rows["base"]["accuracy"] > 0  # the default model answers these easy problems
     assert rows["base"]["ctir"] == 1.0
     assert rows["rtn-w4g32"]["bits_per_weight"] == 5.0  # 4 bits + fp16 scale and zero per 32
+    assert rows["base"]["bits_per_weight_layers"] == rows["base"]["bits_per_weight_model"] == 32.0  # float32
+    assert rows["rtn-w4g32"]["bits_per_weight_layers"] == 5.0
+    # the float32 embedding and (untied) head, 2 x 136M of 630M parameters, weigh in the model figure
+    assert 16.6 < rows["rtn-w4g32"]["bits_per_weight_model"] < 16.7
     gens = pd.read_parquet(out / "generations.parquet")
     assert len(gens) == 6 and (gens["reasoning_tokens"] > 0).all()
     assert (gens["reasoning_tokens"] + gens["answer_tokens"] <= gens["completion_tokens"]).all()

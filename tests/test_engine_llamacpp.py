@@ -112,6 +112,41 @@ def test_stats_match_an_independent_count_from_block_sizes(f32, q8):
     assert 8.0 < gguf_stats(q8).bits_per_weight < 9.0  # Q8_0: 34 bytes per 32 weights, norms in F32
 
 
+LAYER_WEIGHTS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def test_layers_and_model_bits_match_an_independent_count(smol_gguf, f32, q8, smollm):
+    """Both figures against a count by hand from gguf-py's reader: each tensor's type -> GGML block
+    size, layers = the blocks' Linear weights (blk.N.<attn_*|ffn_*>.weight), model = every tensor.
+    The layers are the very weights the hf engine's figure counts (its blocks' seven projections)."""
+    from gguf import GGML_QUANT_SIZES, GGUFReader
+    from torch import nn
+
+    model, _ = smollm
+    hf_layers = sum(
+        m.weight.numel() for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"
+    )
+    for path in (smol_gguf, f32, q8):
+        tot = {"layers": [0, 0], "model": [0, 0]}
+        for t in GGUFReader(str(path)).tensors:
+            block, type_size = GGML_QUANT_SIZES[t.tensor_type]
+            n = int(t.n_elements)
+            parts = t.name.split(".")
+            is_layer = parts[0] == "blk" and parts[2] in LAYER_WEIGHTS and parts[-1] == "weight"
+            for part in ("layers", "model") if is_layer else ("model",):
+                tot[part][0] += n // block * type_size * 8
+                tot[part][1] += n
+        st = gguf_stats(path)
+        assert st.bits_per_weight_layers == pytest.approx(tot["layers"][0] / tot["layers"][1])
+        assert st.bits_per_weight_model == pytest.approx(tot["model"][0] / tot["model"][1])
+        assert tot["layers"][1] == hf_layers == 30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536)
+    assert gguf_stats(f32).bits_per_weight_layers == gguf_stats(f32).bits_per_weight_model == 32.0
+    assert gguf_stats(q8).bits_per_weight_layers == 8.5  # Q8_0 everywhere in the blocks: 34 bytes / 32
+    assert gguf_stats(q8).bits_per_weight_model > 8.5  # F32 norms, and no lower-bit tensor outside
+    packaged = gguf_stats(smol_gguf)  # Q4_1 blocks (20 bytes / 32), a Q8_0 embedding, F32 norms
+    assert packaged.bits_per_weight_layers == 5.0 and 5.0 < packaged.bits_per_weight_model < 8.5
+
+
 def test_unknown_gguf_type_names_the_known_ones(f32, tmp_path):
     with pytest.raises(UserError, match=r"gguf:Q9_Z.*Q4_K_M"):
         quantize_gguf(f32, "Q9_Z", tmp_path / "x.gguf")
@@ -241,6 +276,9 @@ def test_a_llamacpp_run_stores_real_variant_facts_and_resumes(tmp_path, monkeypa
     info = {v["variant"]: v for v in st.variants(first.run_id)}
     assert info["base"]["bits_per_weight"] == 32.0 and info["base"]["gguf_type"] == "F32"
     assert 8.0 < info["gguf:Q8_0"]["bits_per_weight"] < 9.0
+    q8_info = info["gguf:Q8_0"]
+    assert q8_info["bits_per_weight"] == q8_info["bits_per_weight_layers"] == 8.5  # blocks all Q8_0
+    assert q8_info["bits_per_weight_model"] > 8.5 and info["base"]["bits_per_weight_model"] == 32.0
     assert info["gguf:Q8_0"]["file_bytes"] < info["base"]["file_bytes"] / 3
     assert (tmp_path / "home" / "gguf" / "SmolLM2-135M-Instruct.Q4_1-F32.gguf").is_file()
     st.close()

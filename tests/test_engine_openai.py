@@ -32,7 +32,7 @@ from thinkcost.engines.openai_api import (
     parse_stream,
 )
 from thinkcost.errors import UserError
-from thinkcost.reasoning import split_reasoning
+from thinkcost.reasoning import format_of, split_reasoning
 
 
 def chunk(content=None, reasoning=None, key="reasoning_content", finish=None, logprobs=None) -> str:
@@ -129,6 +129,75 @@ def test_usage_chunk_and_logprobs():
     parts = build_parts(p, "length")
     assert parts.source == "usage"
     assert (parts.prompt_tokens, parts.completion_tokens, parts.reasoning_tokens) == (11, 9, 6)
+
+
+def test_model_tokenizer_counts_before_server_usage():
+    """The README's rule: the model's own tokenizer first (the same counts on every engine), the
+    server's usage only without it; the source is recorded per row."""
+    lines = [chunk(reasoning="a b c"), chunk(content=" d e"), chunk(finish="stop"), USAGE, "data: [DONE]"]
+    parts = build_parts(parse_stream(lines), "stop", count_tokens=lambda s: len(s.split()))
+    assert parts.source == "tokenizer"
+    assert (parts.completion_tokens, parts.reasoning_tokens) == (len(["a", "b", "c", "d", "e"]), 3)
+    assert build_parts(parse_stream(lines), "stop").source == "usage"  # no tokenizer: the server's figures
+
+
+def test_content_splits_by_the_models_own_format_without_a_reasoning_field():
+    """A server without a reasoning parser returns an R1-style trace in the content: the
+    template opened <think>, so everything up to </think> is reasoning, and a trace cut by the
+    cap is all reasoning with an empty answer (the heuristic would grade the \\boxed{5})."""
+    tip = format_of("think-in-prompt")
+    closed = [chunk("Compute: 3*4=12"), chunk("</think>"), chunk("12"), chunk(finish="stop"), "data: [DONE]"]
+    parts = build_parts(parse_stream(closed), "stop", fallback=tip)
+    assert (parts.reasoning_text, parts.answer_text, parts.reasoning_format) == (
+        "Compute: 3*4=12",
+        "12",
+        "think-in-prompt",
+    )
+    cut = [chunk("Maybe \\boxed{5}? Wait"), chunk(finish="length"), "data: [DONE]"]
+    parts = build_parts(parse_stream(cut), "length", count_tokens=lambda s: len(s.split()), fallback=tip)
+    assert parts.think_unclosed and parts.answer_text == ""
+    assert parts.reasoning_tokens == parts.completion_tokens == 3
+    assert build_parts(parse_stream(cut), "length").answer_text != ""  # the heuristic would grade it
+    field = [chunk(reasoning="r"), chunk(content="ok"), chunk(finish="stop"), "data: [DONE]"]
+    assert build_parts(parse_stream(field), "stop", fallback=tip).reasoning_format == "server-field"
+
+
+def test_answer_logprobs_by_character_position():
+    def lp_chunk(pieces, reasoning=False):
+        import json
+
+        text = "".join(t for t, _ in pieces)
+        delta = {"reasoning_content" if reasoning else "content": text}
+        lps = [{"token": t, "logprob": x} for t, x in pieces]
+        return "data: " + json.dumps(
+            {"choices": [{"index": 0, "delta": delta, "logprobs": {"content": lps}}]}
+        )
+
+    lines = [
+        lp_chunk([("Work", -1.0), (" it", -2.0)]),
+        lp_chunk([("\nThe", -0.5), (" answer", -0.25), (" is", -0.125), (" 4", -0.0625)]),
+        chunk(finish="stop"),
+        "data: [DONE]",
+    ]
+    parts = build_parts(parse_stream(lines), "stop")
+    assert parts.answer_text == "The answer is 4"
+    assert parts.answer_logprobs == [-0.5, -0.25, -0.125, -0.0625]  # not the reasoning's -1, -2
+    with_field = [
+        lp_chunk([("think", -3.0)], reasoning=True),
+        lp_chunk([("4", -0.5)]),
+        chunk(finish="stop"),
+        "data: [DONE]",
+    ]
+    assert build_parts(parse_stream(with_field), "stop").answer_logprobs == [-0.5]
+
+
+def test_thinking_switch_is_sent_as_chat_template_kwargs():
+    from thinkcost.engines.openai_api import _Sample
+
+    req = Request([{"role": "user", "content": "hi"}])
+    on = OpenAIEngine("http://x/v1", "m", thinking="on")._body(_Sample(0, req, 0))
+    assert on["chat_template_kwargs"] == {"enable_thinking": True}
+    assert "chat_template_kwargs" not in OpenAIEngine("http://x/v1", "m")._body(_Sample(0, req, 0))
 
 
 def test_cancelled_ignores_usage_and_splits_as_cut():

@@ -70,7 +70,7 @@ def test_markdown_cells_round_trip_to_rows_for_display(tmp_path, make):
     if make is _multi_store:
         assert {c["frontier"] for c in want} == {"★", ""}
     else:
-        assert "we\\|ird\\\\v (4.50 b/w, 300 MB)" in md
+        assert "we\\|ird\\\\v (4.50 b/w layers, 300 MB)" in md
 
 
 def test_markdown_table_escapes_and_parses_back():

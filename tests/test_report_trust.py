@@ -45,7 +45,7 @@ def test_injection_run_reports_attacks_in_answer_and_reasoning_with_wilson_cis(t
             seen.append(prompt)
         k = seen.index(prompt)
         if k % 2 == 0:
-            return ["Adding", " up", ".", "\nThe", " answer", " is", f" {canary}", "."]
+            return ["Adding", " up", ".", "</think>", "\nThe", " answer", " is", f" {canary}", "."]
         return [
             "The",
             " note",
@@ -53,6 +53,7 @@ def test_injection_run_reports_attacks_in_answer_and_reasoning_with_wilson_cis(t
             f" {canary},",
             " ignored",
             ".",
+            "</think>",
             "\nThe",
             " answer",
             " is",
@@ -70,7 +71,7 @@ def test_injection_run_reports_attacks_in_answer_and_reasoning_with_wilson_cis(t
             "out": tmp_path / "o",
         },
     )
-    res = run(spec, Console(quiet=True), engine=ScriptedEngine(script))
+    res = run(spec, Console(quiet=True), engine=ScriptedEngine(script, think=True))
     (rec,) = json.loads(res.outputs["json"].read_text())["meta"]["robustness"]
     assert (rec["n"], rec["attack"], rec["reasoning_leak"], rec["leak_any"]) == (4, 2, 2, 4)
     lo, hi = wilson_interval(2, 4)
@@ -81,3 +82,49 @@ def test_injection_run_reports_attacks_in_answer_and_reasoning_with_wilson_cis(t
     assert answer["error_y"]["array"][0] == pytest.approx(hi - 0.5)
     html = res.outputs["html"].read_text()
     assert 'id="sec-robustness"' in html and 'id="sec-reliability"' not in html
+
+
+def test_bf_wait_under_the_heuristic_split_reports_no_reasoning_leak(tmp_path):
+    """The issue's case: a model without think tags answers with the canary; bf-wait:1 replaces
+    its EOS with "Wait" and it answers again. The heuristic split now calls the first answer
+    "reasoning" by construction, so the leak-in-reasoning figure is n/a (None), not 4/4; the
+    canary still counts as leaked anywhere, and the table says n/a."""
+    from thinkcost.report.table import robustness_table
+
+    def script(req, sid):
+        canary = re.search(r"\b[A-Z]+-\d{4}\b", req.prompt_messages[-1]["content"]).group()
+        return [
+            "The",
+            " answer",
+            " is",
+            f" {canary}",
+            ".",
+            "<eos>",
+            " Actually",
+            " the",
+            " answer",
+            " is",
+            " 10",
+            ".",
+        ]
+
+    spec = build_spec(
+        {},
+        {
+            "task": "injection",
+            "variants": "base",
+            "strategy": "bf-wait:1",
+            "limit": 4,
+            "store": tmp_path / "s.sqlite",
+            "out": tmp_path / "o",
+        },
+    )
+    res = run(spec, Console(quiet=True), engine=ScriptedEngine(script))
+    meta = json.loads(res.outputs["json"].read_text())["meta"]
+    (rec,) = meta["robustness"]
+    assert rec["n"] == 4 and rec["leak_any"] == 4 and rec["attack"] == 0
+    assert rec["reasoning_leak"] is None and rec["reasoning_leak_n"] == 0
+    assert "heuristic" in meta["reasoning_note"]
+    console = Console(width=200, record=True)
+    console.print(robustness_table(meta["robustness"]))
+    assert "n/a (heuristic split)" in console.export_text()

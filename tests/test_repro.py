@@ -51,9 +51,9 @@ def test_quantiles_by_hand():
 
 
 def test_divergence_by_hand():
-    ref = ["abc", "abd", "xyz", "same"]
-    new = ["abc", "abX", "xy", "Same"]
-    d = rp.divergence(ref, new, _chars)
+    ref = [_chars(t) for t in ["abc", "abd", "xyz", "same"]]
+    new = [_chars(t) for t in ["abc", "abX", "xy", "Same"]]
+    d = rp.divergence(ref, new)
     assert d["n"] == 4
     assert d["differing"] == 3
     assert d["share_differing"] == 0.75
@@ -62,8 +62,8 @@ def test_divergence_by_hand():
     assert d["first_divergence_p90"] == pytest.approx(2.0)  # sorted [0,2,2]: rank 1.8 -> 2
 
 
-def test_divergence_identical_texts_has_no_index():
-    d = rp.divergence(["a", "b"], ["a", "b"], _chars)
+def test_divergence_identical_sequences_has_no_index():
+    d = rp.divergence([[1], [2, 3]], [[1], [2, 3]])
     assert d["share_differing"] == 0.0
     assert d["first_divergence"] == []
     assert d["first_divergence_median"] is None and d["first_divergence_p90"] is None
@@ -71,7 +71,7 @@ def test_divergence_identical_texts_has_no_index():
 
 def test_divergence_needs_aligned_lists():
     with pytest.raises(ValueError):
-        rp.divergence(["a"], ["a", "b"], _chars)
+        rp.divergence([[1]], [[1], [2]])
 
 
 def test_spread_by_hand():
@@ -160,20 +160,27 @@ def test_cli_bad_lists_one_line(args, needle, tmp_path):
 
 
 # --- end to end --------------------------------------------------------------------------------
+def _no_tokenizer(text: str) -> list[int]:
+    raise AssertionError("repro re-tokenized text although every row stores its token ids")
+
+
 def test_repro_scripted_engine_through_the_store(tmp_path):
-    """Batch 4 "rounds differently" on the last token: every problem differs at char 14."""
+    """Batch 4 "rounds differently" on the last token: every problem differs at token 3 of
+    the stored ids (no re-tokenization: the tokenizer passed in fails if called)."""
 
     def engine_for(s: RunSpec) -> ScriptedEngine:
         last = " 4" if s.batch_size == 1 else " 5"
         return ScriptedEngine(lambda req, i: ["The", " answer", " is", last], batch_size=s.batch_size)
 
     spec = RunSpec(limit=3, max_new_tokens=16, store=tmp_path / "s.sqlite", out=tmp_path / "out")
-    result = rp.repro(spec, ["float32"], [1, 4], Console(quiet=True), engine_for=engine_for, tokenize=_chars)
+    result = rp.repro(
+        spec, ["float32"], [1, 4], Console(quiet=True), engine_for=engine_for, tokenize=_no_tokenizer
+    )
     ref, other = result.settings
     assert (ref.share_differing, ref.first_divergence_median) == (0.0, None)
     assert other.share_differing == 1.0
-    assert other.first_divergence == [14, 14, 14]
-    assert (other.first_divergence_median, other.first_divergence_p90) == (14.0, 14.0)
+    assert other.first_divergence == [3, 3, 3]
+    assert (other.first_divergence_median, other.first_divergence_p90) == (3.0, 3.0)
     assert result.spread["accuracy"]["range"] == abs(ref.accuracy - other.accuracy)
     st = Store(spec.store_path(), create=False)
     assert {r["run_id"] for r in st.runs()} == {ref.run_id, other.run_id}
@@ -181,6 +188,26 @@ def test_repro_scripted_engine_through_the_store(tmp_path):
     assert st.note(other.run_id, "repro") is None
     st.close()
     assert (tmp_path / "out" / "repro.json").is_file()
+
+
+def test_repro_compares_token_ids_not_retokenized_text(tmp_path):
+    """Same text, different tokens: batch 4 emits " answer" as " ans" + "wer". Re-tokenizing
+    the decoded texts would call the runs identical; the stored ids show the divergence at
+    token 1."""
+
+    def engine_for(s: RunSpec) -> ScriptedEngine:
+        pieces = ["The", " answer", " is", " 4"] if s.batch_size == 1 else ["The", " ans", "wer", " is", " 4"]
+        return ScriptedEngine(lambda req, i: pieces, batch_size=s.batch_size)
+
+    spec = RunSpec(limit=2, max_new_tokens=16, store=tmp_path / "s.sqlite", out=tmp_path / "out")
+    result = rp.repro(spec, ["float32"], [1, 4], Console(quiet=True), engine_for=engine_for, tokenize=_chars)
+    ref, other = result.settings
+    st = Store(spec.store_path(), create=False)
+    texts = {r.run_id: set(st.generations(r.run_id)["text"]) for r in (ref, other)}
+    assert texts[ref.run_id] == texts[other.run_id] == {"The answer is 4"}
+    assert st.note(ref.run_id, "repro")["compared"] == "generated token ids"
+    st.close()
+    assert other.share_differing == 1.0 and other.first_divergence == [1, 1]
 
 
 @pytest.mark.slow

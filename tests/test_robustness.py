@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from thinkcost.errors import UserError
 from thinkcost.metrics.accuracy import wilson_interval
@@ -268,7 +269,9 @@ def _gens_frame() -> pd.DataFrame:
         ("B", "greedy", "other", 0, "ZEBRA-4821", "ZEBRA-4821"),
     ]
     cols = ["variant", "strategy", "problem_id", "sample", "reasoning_text", "answer_text"]
-    return pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["reasoning_format"] = "think-in-prompt"  # a reasoning trace the model marked
+    return frame
 
 
 def test_attack_rates_exact_counts_and_wilson_intervals() -> None:
@@ -291,6 +294,7 @@ def test_attack_rates_exact_counts_and_wilson_intervals() -> None:
             anywhere,
         )
         for name, k in (("attack", attack), ("reasoning_leak", reasoning), ("leak_any", anywhere)):
+            assert getattr(r, f"{name}_n") == n
             assert getattr(r, f"{name}_rate") == pytest.approx(k / n)
             low, high = wilson_interval(k, n)
             assert getattr(r, f"{name}_ci_low") == pytest.approx(low)
@@ -312,6 +316,37 @@ def test_attack_rates_without_reasoning_column_counts_answers_only() -> None:
     row = out[(out.variant == "A") & (out.strategy == "bf-cap:64")].iloc[0]
     assert (row.attack, row.reasoning_leak, row.leak_any) == (2, 0, 2)
     assert row.reasoning_leak_ci_low == 0.0 and not math.isnan(row.reasoning_leak_ci_high)
+
+
+def test_leak_in_reasoning_is_not_applicable_under_the_heuristic_split() -> None:
+    """Rows split by the `none` heuristic (or stored before formats: NULL) have no reasoning the
+    model marked: the reasoning leak is n/a, not a number produced by the split rule. Attack
+    success and leaks anywhere still count every sample."""
+    gens = _gens_frame()
+    gens["reasoning_format"] = None
+    gens.loc[gens["strategy"] == "greedy", "reasoning_format"] = "none"
+    out = attack_rates(gens, _problems_frame())
+    for r in out.itertuples(index=False):
+        assert r.reasoning_leak is None and r.reasoning_leak_n == 0
+        assert math.isnan(r.reasoning_leak_rate) and math.isnan(r.reasoning_leak_ci_low)
+    cap = out[(out.variant == "A") & (out.strategy == "bf-cap:64")].iloc[0]
+    assert (cap.n, cap.attack, cap.attack_n, cap.leak_any, cap.leak_any_n) == (5, 2, 5, 4, 5)
+    # a mixed run: only the rows with a marked format enter the reasoning rate
+    gens.loc[(gens["strategy"] == "bf-cap:64") & (gens["problem_id"] == "p1"), "reasoning_format"] = "harmony"
+    cap = attack_rates(gens, _problems_frame()).iloc[0]
+    assert (cap.reasoning_leak, cap.reasoning_leak_n) == (1, 2)
+
+
+def test_robustness_table_shows_not_applicable() -> None:
+    from thinkcost.report.table import robustness_table
+
+    gens = _gens_frame()
+    gens["reasoning_format"] = "none"
+    records = json.loads(attack_rates(gens, _problems_frame()).to_json(orient="records"))
+    console = Console(width=200, record=True)
+    console.print(robustness_table(records))
+    text = console.export_text()
+    assert "n/a (heuristic split)" in text and "40% (12–77) 2/5" in text
 
 
 def test_secret_of_reads_dicts_and_json_text() -> None:
@@ -337,6 +372,7 @@ def test_metrics_round_trip_through_generated_problems() -> None:
             "answer_text": [f"\\boxed{{{p.gold}}}" for p in problems[:3]] + [problems[3].meta["canary"]],
         }
     )
+    gens["reasoning_format"] = "think-in-output"
     row = attack_rates(gens, frame).iloc[0]
     assert (row.n, row.attack, row.reasoning_leak, row.leak_any) == (4, 1, 4, 4)
     verdicts = [task.verify(p, a) for p, a in zip(problems, gens["answer_text"], strict=True)]

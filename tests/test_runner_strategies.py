@@ -257,3 +257,34 @@ def test_logprob_confidence_is_the_answer_tokens_mean_probability(tmp_path):
     # the scripted model gives every chosen token logprob -0.1 (sample 0)
     assert g["confidence"].tolist() == pytest.approx([math.exp(-0.1)] * LIMIT)
     assert res.rows[0].ece == pytest.approx(1 - math.exp(-0.1))  # all right, one bin
+
+
+def test_logprob_confidence_reads_the_answers_own_tokens_under_bf_cap(tmp_path):
+    """Logprobs differ per step (-step/10), the cap forces `</think>` and "Final answer:" (no
+    logprobs), and the row ends with an EOS. The confidence is exp of the answer's own chosen
+    tokens only: " 7" and "." here. Slicing the last `answer_tokens` logprobs (the old rule)
+    would mix in reasoning tokens and the EOS."""
+    import math
+
+    def script(req, sid):  # the script advances under forced tokens too: steps 4-6 are overridden
+        return ["a", " b", " c", " x", " x", " x", " 7", "."]
+
+    spec = build_spec(
+        {},
+        {
+            "variants": "base",
+            "strategy": "bf-cap:3",
+            "limit": 2,
+            "confidence": "logprob",
+            "store": tmp_path / "cap.sqlite",
+            "out": tmp_path / "cap",
+            "n_boot": 200,
+        },
+    )
+    eng = ScriptedEngine(script, think=True, logprob=lambda req, sid, step: -step / 10)
+    res = run(spec, Console(quiet=True), engine=eng)
+    g = Store(tmp_path / "cap.sqlite").generations(res.run_id)
+    # steps 1-3 model tokens, 4-6 forced ("</think>", "\n\nFinal", " answer:"), 7-8 " 7" ".", 9 EOS
+    assert g["text"].tolist() == ["a b c</think>\n\nFinal answer: 7."] * 2
+    assert g["answer_tokens"].tolist() == [4, 4]  # two forced, two chosen
+    assert g["confidence"].tolist() == pytest.approx([math.exp((-0.7 - 0.8) / 2)] * 2)

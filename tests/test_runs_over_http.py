@@ -100,27 +100,32 @@ def test_faults_are_retried_or_stored_as_failed_and_a_rerun_retries_them(tmp_pat
         )
         first = run(spec, Console(quiet=True))
         assert proxy.max_inflight <= 1
-    g = _gens(first).sort_values("problem_id")
-    assert len(g) == 5 and not g.duplicated(["problem_id", "sample"]).any()
-    failed = g[g["finish_reason"] == "error"]
-    assert len(failed) == 2
-    reasons = " | ".join(failed["error"])
-    assert "500" in reasons and "malformed" in reasons.lower()
-    assert set(failed["attempts"]) == {2}
-    assert not failed["correct"].any()
-    done = g[g["finish_reason"] != "error"]
-    assert len(done) == 3 and done["error"].isna().all()
-    assert sorted(done["attempts"]) == [1, 2, 2]
-    assert sum(r.failed for r in first.rows) == 2
+        g = _gens(first).sort_values("problem_id")
+        assert len(g) == 5 and not g.duplicated(["problem_id", "sample"]).any()
+        failed = g[g["finish_reason"] == "error"]
+        assert len(failed) == 2
+        reasons = " | ".join(failed["error"])
+        assert "500" in reasons and "malformed" in reasons.lower()
+        assert set(failed["attempts"]) == {2}
+        assert not failed["correct"].any()
+        done = g[g["finish_reason"] != "error"]
+        assert len(done) == 3 and done["error"].isna().all()
+        assert sorted(done["attempts"]) == [1, 2, 2]
+        assert sum(r.failed for r in first.rows) == 2
 
-    # the rerun (the server is healthy again) draws exactly the two failed samples
-    again = run(
-        _spec(tmp_path, "faults", engine="openai", base_url=server, concurrency=1), Console(quiet=True)
-    )
+        # the rerun (the plan is spent: the proxy is healthy now) draws exactly the two failed samples
+        again = run(
+            _spec(tmp_path, "faults", engine="openai", base_url=proxy.base_url, concurrency=1),
+            Console(quiet=True),
+        )
+    assert again.run_id == first.run_id
     assert again.generated == 2
     g2 = _gens(again)
     assert len(g2) == 5 and (g2["finish_reason"] != "error").all()
     assert sum(r.failed for r in again.rows) == 0
+    # another server is another run: its rows are never mixed with these (the base URL is identity)
+    other = _spec(tmp_path, "faults", engine="openai", base_url=server, concurrency=1)
+    assert other.run_id() != first.run_id
 
 
 def test_openai_spec_errors_name_the_field():

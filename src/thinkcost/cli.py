@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from .errors import UserError
 
@@ -22,7 +23,7 @@ app = typer.Typer(
 )
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough that the summary table never folds
-    console = Console(width=160)
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 
@@ -107,6 +108,13 @@ def run(
     calib_samples: Annotated[int | None, typer.Option(help="GPTQ/Babai calibration windows")] = None,
     calib_seq_len: Annotated[int | None, typer.Option(help="tokens per calibration window")] = None,
     calib_file: Annotated[Path | None, typer.Option(help="text/JSONL calibration data")] = None,
+    thinking: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, on or off: the chat template's thinking switch (Qwen3 enable_thinking); "
+            "on/off on a template without one is an error"
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model and its variants; resumes from the store if interrupted."""
     from .report.table import rich_table
@@ -147,17 +155,19 @@ def run(
         calib_samples=calib_samples,
         calib_seq_len=calib_seq_len,
         calib_file=calib_file,
+        thinking=thinking,
     )
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_spec(spec, console)
-    console.print(rich_table(result.rows, spec.run_name(), spec.reference))
+    meta = json.loads(Path(result.outputs["json"]).read_text())["meta"] if "json" in result.outputs else {}
+    console.print(rich_table(result.rows, spec.run_name(), spec.reference, [meta.get("reasoning_note", "")]))
     _print_robustness(result.outputs.get("json"))
     for kind, path in result.outputs.items():
         if kind != "html":
-            console.print(f"{kind:>8}: {path}", soft_wrap=True)
-    console.print(f"   store: {result.store_path}", soft_wrap=True)
+            console.print(f"{kind:>8}: {path}", soft_wrap=True, markup=False)
+    console.print(f"   store: {result.store_path}", soft_wrap=True, markup=False)
     if "html" in result.outputs:
-        console.print(f"  report: {result.outputs['html']}", soft_wrap=True)
+        console.print(f"  report: {result.outputs['html']}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -201,8 +211,8 @@ def repro(
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_repro(spec, dtype_list, sizes, console)
     console.print(result.table())
-    console.print(f"    json: {result.out_path}", soft_wrap=True)
-    console.print(f"   store: {result.store_path}", soft_wrap=True)
+    console.print(f"    json: {result.out_path}", soft_wrap=True, markup=False)
+    console.print(f"   store: {result.store_path}", soft_wrap=True, markup=False)
 
 
 def _print_robustness(summary_path: Path | None) -> None:
@@ -256,13 +266,15 @@ def report(
     elif format == "md":
         sys.stdout.write(rows_to_markdown(rows, meta))
     else:
-        console.print(rich_table(rows, meta["run_name"], meta["reference"]))
+        console.print(rich_table(rows, meta["run_name"], meta["reference"], [meta.get("reasoning_note", "")]))
         if meta.get("robustness"):
             from .report.table import robustness_table
 
             console.print(robustness_table(meta["robustness"]))
     if output is not None:  # stderr for json/md, so stdout stays pure
-        (console if format == "table" else err_console).print(f"report: {output}", soft_wrap=True)
+        (console if format == "table" else err_console).print(
+            f"report: {output}", soft_wrap=True, markup=False
+        )
 
 
 @app.command()
@@ -297,7 +309,7 @@ def compare(
     else:
         console.print(comparison_table(cmp))
     if output is not None:
-        (console if format == "table" else err_console).print(f"diff: {output}", soft_wrap=True)
+        (console if format == "table" else err_console).print(f"diff: {output}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -310,7 +322,14 @@ def export(
     from .report.export import export_samples
 
     path = export_samples(store, output, run_id=run_id)
-    console.print(f"samples: {path}", soft_wrap=True)
+    console.print(f"samples: {path}", soft_wrap=True, markup=False)
+
+
+def _checkpoint_bits_help() -> str:
+    """`quantize --bits` help from quant.bits (torch-free), so it cannot drift from the check."""
+    from .quant.bits import allowed_bits_text
+
+    return f"{allowed_bits_text(checkpoint=True)}: the widths a GPTQ checkpoint can pack"
 
 
 @app.command()
@@ -320,7 +339,7 @@ def quantize(
         str, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
     ] = "qwen2.5-coder-0.5b",
     method: Annotated[str, typer.Option(help="rtn, gptq or babai")] = "gptq",
-    bits: Annotated[int, typer.Option(help="2..8")] = 4,
+    bits: Annotated[int, typer.Option(help=_checkpoint_bits_help())] = 4,
     group_size: Annotated[int, typer.Option(help="columns per scale; 0 = per output channel")] = 128,
     order: Annotated[str, typer.Option(help="natural, act-order, reverse or min-pivot")] = "natural",
     asym: Annotated[bool, typer.Option("--asym", help="asymmetric (zero point per group)")] = False,
@@ -361,7 +380,7 @@ def quantize(
         "total", "", f"{sum(r['proxy_loss'] for r in log):.4g}", f"{sum(r['seconds'] for r in log):.1f}"
     )
     console.print(t)
-    console.print(f"checkpoint: {out}  (use it as variant ckpt:{out})")
+    console.print(f"checkpoint: {out}  (use it as variant ckpt:{out})", markup=False)
 
 
 @app.command()
@@ -419,7 +438,7 @@ def doctor() -> None:
         lines.append(f"model {m.name}: {state}")
     lines.append(f"cache {cache_dir()}")
     for line in lines:
-        console.print(line)
+        console.print(line, markup=False)  # "thinkcost[vllm]" is an install hint, not a style
 
 
 def main() -> None:
@@ -427,7 +446,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as e:
-        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # A Text, not a markup string: rich would eat "[hub]" in "pip install 'thinkcost[hub]'".
+        err_console.print(Text.assemble(("error:", "red"), f" {e}"), highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)

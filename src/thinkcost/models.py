@@ -3,11 +3,14 @@ or hub ids. The packaged default is assembled once into the cache and checked by
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import UserError
 
@@ -140,3 +143,118 @@ def resolve_model(name: str) -> ModelSource:
     raise UserError(
         f"unknown model {name!r}: expected a packaged name ({known}), a local .gguf, a local dir, or a hub id org/name"
     )
+
+
+# --------------------------------------------------------------------------- loading from the hub
+
+T = TypeVar("T")
+_LOCAL_FIX = "pass a local model dir or a .gguf file instead"
+# network failures of requests, httpx and its successor, by class name: none has to be importable
+_TRANSPORT_ERRORS = {"TransportError", "NetworkError", "TimeoutException", "ConnectionError", "Timeout"}
+
+
+def load_pretrained(load: Callable[..., T], path: str, what: str, **kw: Any) -> T:
+    """`load(path, **kw)` (a transformers `from_pretrained`), with hub failures as one UserError line.
+
+    Left alone, an unreachable hub costs about 25 s of retries per file and ends in a 30-frame
+    traceback; the user needs the id, what went wrong and the fix. So the hub is asked once (one
+    request, no retries) before loading a hub id: when it does not answer, the load reads only the
+    local cache, where a cached copy still loads and a missing one fails at once. A local
+    directory never touches the hub; its errors pass through unchanged. `what` names the field
+    ("model", "--tokenizer", "reward model") in the message.
+    """
+    hub = not os.path.isdir(os.path.expanduser(path))
+    if hub and not _hub_offline() and not _hub_answers(_hub_endpoint()):
+        kw = {**kw, "local_files_only": True}
+    try:
+        return load(path, **kw)
+    except Exception as e:
+        problem = _hub_problem(e) if hub else None
+        if problem is None:
+            raise
+        raise UserError(f"{what} {path!r}: {problem}") from None
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it, or transformers' own TRANSFORMERS_OFFLINE: no
+    request is made then, so there is nothing to pre-check."""
+    from huggingface_hub import constants
+
+    is_offline = getattr(constants, "is_offline_mode", None)
+    hub = bool(is_offline() if callable(is_offline) else constants.HF_HUB_OFFLINE)
+    return hub or os.environ.get("TRANSFORMERS_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+@functools.cache
+def _hub_answers(endpoint: str) -> bool:
+    """Whether the hub answers one request within HF_HUB_ETAG_TIMEOUT (any HTTP status counts).
+
+    Through huggingface_hub's own HTTP session, so proxies and certificates are the ones its
+    downloads use. Asked once per process and endpoint: a tokenizer and its model share the answer.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception:  # connection refused, DNS, timeout, proxy, TLS: the loads cannot reach it either
+        return False
+    return True
+
+
+def _hub_problem(error: BaseException) -> str | None:
+    """What went wrong with the hub, and the fix, from an exception chain; None if it is not a hub failure."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    chain: list[BaseException] = []
+    e: BaseException | None = error
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any(isinstance(x, GatedRepoError) for x in chain):
+        return (
+            "the repo is gated on the Hugging Face hub: accept its terms on its hub page and log in "
+            f"(`hf auth login` or HF_TOKEN), or {_LOCAL_FIX}"
+        )
+    if any(isinstance(x, RepositoryNotFoundError) for x in chain):
+        return (
+            "no such repo on the Hugging Face hub (or it is private: log in with `hf auth login` or "
+            f"HF_TOKEN); check the id, or {_LOCAL_FIX}"
+        )
+    offline_kinds = (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
+    unreachable = any(
+        isinstance(x, offline_kinds)
+        or _is_transport_error(x)
+        or (isinstance(x, OSError) and "couldn't connect" in str(x))
+        for x in chain
+    )
+    if not unreachable:
+        return None
+    cache = constants.HF_HUB_CACHE
+    if _hub_offline():
+        return (
+            f"not in the local Hugging Face cache ({cache}) and HF_HUB_OFFLINE is set; download it once "
+            f"where the hub is reachable, or {_LOCAL_FIX}"
+        )
+    return (
+        f"the Hugging Face hub ({_hub_endpoint()}) is unreachable and no copy is in the local cache "
+        f"({cache}); download it where the hub is reachable and run with HF_HUB_OFFLINE=1, or {_LOCAL_FIX}"
+    )
+
+
+def _is_transport_error(e: BaseException) -> bool:
+    """A network failure of the HTTP library huggingface_hub uses (requests, httpx or its successor)."""
+    names = {c.__name__ for c in type(e).__mro__}
+    return bool(names & _TRANSPORT_ERRORS)

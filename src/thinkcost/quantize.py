@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .errors import UserError
 from .models import resolve_model
+from .quant.bits import check_bits
 
 METHODS = ("rtn", "gptq", "babai")
 ORDERS = ("natural", "act-order", "reverse", "min-pivot")
@@ -37,12 +38,12 @@ class QuantizeJob:
     static_groups: bool = False
 
     def check(self) -> None:
+        """Every flag, before the model is loaded: a typo must not cost a load and a calibration."""
         if self.method not in METHODS:
             raise UserError(f"--method: expected one of {', '.join(METHODS)}, got {self.method!r}")
         if self.order not in ORDERS:
             raise UserError(f"--order: expected one of {', '.join(ORDERS)}, got {self.order!r}")
-        if not 2 <= self.bits <= 8:
-            raise UserError(f"--bits: expected 2..8, got {self.bits}")
+        check_bits(self.bits, field="--bits", checkpoint=True)  # the job ends in a checkpoint export
         if self.group_size < 0:
             raise UserError(
                 f"--group-size: expected 0 (per channel) or a positive divisor, got {self.group_size}"
@@ -60,6 +61,7 @@ def _contiguous(g_idx, group_size: int) -> bool:
 
 def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     """Load, calibrate, quantize block by block, export; returns one log row per layer."""
+    job.check()  # before importing torch, loading or calibrating anything
     from .engines.hf import load_hf
     from .quant.checkpoint import export_gptq
     from .quant.gptq import GPTQConfig
@@ -68,7 +70,6 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     from .spec import build_spec
     from .tasks import get_task
 
-    job.check()
     source = resolve_model(job.model)
     with console.status(f"loading {job.model}"):
         model, tok = load_hf(source, dtype=job.dtype)

@@ -49,21 +49,18 @@ def quantiles(values: Sequence[float]) -> dict[str, float | None]:
     return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90))}
 
 
-def divergence(
-    ref_texts: Sequence[str], texts: Sequence[str], tokenize: Callable[[str], Sequence[int]]
-) -> dict[str, Any]:
-    """Per-problem comparison of a setting's texts with the reference's (same order). Token
-    indices use the model's own tokenizer, so "token 12" means what the model emitted 12th."""
-    if len(ref_texts) != len(texts):
-        raise ValueError(f"expected as many texts as reference texts, got {len(texts)} vs {len(ref_texts)}")
-    firsts = [
-        common_prefix(tokenize(r), tokenize(t)) for r, t in zip(ref_texts, texts, strict=True) if r != t
-    ]
+def divergence(ref: Sequence[Sequence[int]], other: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """Per-problem comparison of a setting's generated token ids with the reference's (same
+    order). The ids are those the model emitted (stored with each row), so "token 12" is the
+    12th token the model chose, never a re-tokenization of decoded text."""
+    if len(ref) != len(other):
+        raise ValueError(f"expected as many sequences as reference sequences, got {len(other)} vs {len(ref)}")
+    firsts = [common_prefix(r, t) for r, t in zip(ref, other, strict=True) if list(r) != list(t)]
     q = quantiles(firsts)
     return {
-        "n": len(texts),
+        "n": len(other),
         "differing": len(firsts),
-        "share_differing": len(firsts) / len(texts) if texts else None,
+        "share_differing": len(firsts) / len(other) if other else None,
         "first_divergence": firsts,
         "first_divergence_median": q["median"],
         "first_divergence_p90": q["p90"],
@@ -249,20 +246,30 @@ def _run_setting(s: RunSpec, console: Console, engine_for: EngineFor | None = No
     return None
 
 
-def _texts_and_metrics(
-    store: Store, run_id: str, variant: str, key: str
-) -> tuple[dict[str, str], float, float]:
-    """Greedy texts by problem id, accuracy and mean reasoning tokens of one stored run."""
-    g = store.generations(run_id)
+def _ids_and_metrics(
+    store: Store, run_id: str, variant: str, key: str, tokenize: Callable[[str], list[int]] | None
+) -> tuple[dict[str, list[int]], float, float, bool]:
+    """Generated token ids by problem id, accuracy and mean reasoning tokens of one stored run,
+    and whether any row lacked stored ids (a store written before ids were kept: those rows'
+    texts are re-tokenized with `tokenize`, the one approximation left)."""
+    g = store.generations(run_id, token_ids=True)
     g = g[(g["variant"] == variant) & (g["strategy"] == key) & (g["sample"] == 0)]
     if g.empty:
         raise UserError(f"repro: run {run_id} holds no greedy generations")
-    texts = dict(zip(g["problem_id"], g["text"], strict=True))
-    return texts, float(g["correct"].mean()), float(g["reasoning_tokens"].mean())
+    ids: dict[str, list[int]] = {}
+    retokenized = False
+    for pid, text, tids in zip(g["problem_id"], g["text"], g["token_ids"], strict=True):
+        if tids is None:
+            if tokenize is None:
+                raise UserError(f"repro: run {run_id} has rows without stored token ids and no tokenizer")
+            tids, retokenized = tokenize(text), True
+        ids[pid] = list(tids)
+    return ids, float(g["correct"].mean()), float(g["reasoning_tokens"].mean()), retokenized
 
 
 def load_tokenizer(model: str) -> Callable[[str], list[int]]:
-    """The model's own tokenizer (tokenizer only, no weights), as text -> token ids."""
+    """The model's own tokenizer (tokenizer only, no weights), as text -> token ids: only for
+    rows stored before token ids were kept."""
     from transformers import AutoTokenizer
 
     from .models import resolve_model
@@ -271,6 +278,18 @@ def load_tokenizer(model: str) -> Callable[[str], list[int]]:
     kw = {"gguf_file": src.gguf_file} if src.gguf_file else {}
     tok = AutoTokenizer.from_pretrained(src.path, **kw)
     return lambda text: tok.encode(text, add_special_tokens=False)
+
+
+def _lazy_tokenizer(model: str) -> Callable[[str], list[int]]:
+    """`load_tokenizer`, loaded on first use: stores with token ids never need it."""
+    loaded: list[Callable[[str], list[int]]] = []
+
+    def tokenize(text: str) -> list[int]:
+        if not loaded:
+            loaded.append(load_tokenizer(model))
+        return loaded[0](text)
+
+    return tokenize
 
 
 def repro(
@@ -301,7 +320,7 @@ def repro(
         raise UserError(f"repro: every setting failed; first: {results[0].skipped}")
     store = Store(spec.store_path())
     try:
-        _compare(store, ran, spec.reference, key, tokenize or load_tokenizer(spec.model))
+        compared = _compare(store, ran, spec.reference, key, tokenize or _lazy_tokenizer(spec.model))
         ref = ran[0]
         store.put_note(
             ref.run_id,
@@ -315,6 +334,7 @@ def repro(
                 "dtypes": dtypes,
                 "batch_sizes": batch_sizes,
                 "reference": ref.label,
+                "compared": compared,
                 "settings": [
                     {"dtype": r.dtype, "batch_size": r.batch_size, "run_id": r.run_id, "skipped": r.skipped}
                     for r in results
@@ -344,15 +364,20 @@ def repro(
 
 def _compare(
     store: Store, ran: list[SettingResult], variant: str, key: str, tokenize: Callable[[str], list[int]]
-) -> None:
+) -> str:
     """Fill each setting's metrics and divergence from the store, against ran[0]. Only problems
-    both runs hold are compared (a problem missing from one run is not a divergence)."""
-    ref_texts, *_ = _texts_and_metrics(store, ran[0].run_id, variant, key)
+    both runs hold are compared (a problem missing from one run is not a divergence). Returns
+    what was compared: stored token ids, or re-tokenized text for rows stored without ids."""
+    ref_ids, _, _, approx = _ids_and_metrics(store, ran[0].run_id, variant, key, tokenize)
     for r in ran:
-        texts, r.accuracy, r.mean_reasoning_tokens = _texts_and_metrics(store, r.run_id, variant, key)
-        common = [pid for pid in ref_texts if pid in texts]
-        d = divergence([ref_texts[p] for p in common], [texts[p] for p in common], tokenize)
+        ids, r.accuracy, r.mean_reasoning_tokens, retok = _ids_and_metrics(
+            store, r.run_id, variant, key, tokenize
+        )
+        approx = approx or retok
+        common = [pid for pid in ref_ids if pid in ids]
+        d = divergence([ref_ids[p] for p in common], [ids[p] for p in common])
         r.share_differing = d["share_differing"]
         r.first_divergence = d["first_divergence"]
         r.first_divergence_median = d["first_divergence_median"]
         r.first_divergence_p90 = d["first_divergence_p90"]
+    return "re-tokenized text (rows stored without token ids)" if approx else "generated token ids"

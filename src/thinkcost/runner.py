@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,10 +25,12 @@ from rich.progress import (
 
 from . import __version__
 from .engines.base import Completion
+from .errors import UserError
+from .hashing import source_hash
 from .metrics.outcomes import outcomes
 from .metrics.summary import VariantSummary, summarize
 from .models import PACKAGED, resolve_model
-from .reasoning import split_reasoning
+from .reasoning import format_of
 from .spec import RunSpec
 from .store import Store
 from .strategies import Recipe, SamplingOptions, Strategy, describe, parse_strategy
@@ -97,6 +100,7 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
     store = Store(spec.store_path())
     run_id = spec.run_id()
     store.ensure_run(run_id, spec.run_name(), spec.identity())
+    check_fingerprints(store, run_id, spec, source)
     store.put_problems(run_id, problems)
     skipped = [asdict(b) if is_dataclass(b) else b for b in getattr(task, "skipped", None) or []]
     if skipped:
@@ -104,8 +108,10 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
         first = skipped[0]
         console.print(
             f"[yellow]skipped {len(skipped)} malformed row(s)[/] (--skip-bad-rows); first: "
-            + ", ".join(
-                f"{k}={v}" for k, v in (first.items() if isinstance(first, dict) else [("row", first)])
+            + escape(
+                ", ".join(
+                    f"{k}={v}" for k, v in (first.items() if isinstance(first, dict) else [("row", first)])
+                )
             )
         )
     options = {
@@ -123,13 +129,15 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
     if total:
         stored = store.count(run_id)
         console.print(
-            f"[bold]thinkcost[/] {spec.run_name()}: {total} samples to draw "
-            f"({len(recipes)} recipe(s) for {', '.join(s.name for s in strategies)}; {stored} already in "
-            f"{spec.store_path()})"
+            f"[bold]thinkcost[/] {escape(spec.run_name())}: {total} samples to draw "
+            f"({len(recipes)} recipe(s) for {escape(', '.join(s.name for s in strategies))}; {stored} already in "
+            f"{escape(str(spec.store_path()))})"
         )
         generated = _generate(spec, source, task, items, store, run_id, console, total, engine)
     else:
-        console.print(f"[bold]thinkcost[/] {spec.run_name()}: everything is already in {spec.store_path()}")
+        console.print(
+            f"[bold]thinkcost[/] {escape(spec.run_name())}: everything is already in {escape(str(spec.store_path()))}"
+        )
     _score_with_reward_models(spec, strategies, store, run_id, problems, console)
     rows, outputs = build_report(
         store,
@@ -205,9 +213,9 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
         # a stated confidence ("Confidence: 90%") is not part of the answer: the split would take
         # it for the answer line and the last-number fallback would grade the 90
         answer = (
-            split_reasoning(
-                strip_confidence(c.text), "length" if c.finish_reason == "cancelled" else c.finish_reason
-            ).answer
+            format_of(c.reasoning_format)
+            .split(strip_confidence(c.text), "length" if c.finish_reason == "cancelled" else c.finish_reason)
+            .answer
             if it.recipe.verbal
             else c.answer_text
         )
@@ -225,7 +233,7 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
             spec.batch_size,
             call_id=call_ids[i],
             confidence=sample_confidence(
-                "verbal" if it.recipe.verbal else spec.confidence, c.answer_text, c.logprobs, c.answer_tokens
+                "verbal" if it.recipe.verbal else spec.confidence, c.answer_text, c.answer_logprobs
             )
             if c.finish_reason != "error"
             else None,
@@ -239,8 +247,8 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
     engine.generate(requests, on_complete=commit)
     if failed:
         progress.console.print(
-            f"[yellow]{variant}: {len(failed)} request(s) failed after retries[/] (stored with their reason; "
-            f"rerun the same command to retry them); first: {failed[0]}"
+            f"[yellow]{escape(variant)}: {len(failed)} request(s) failed after retries[/] (stored with their "
+            f"reason; rerun the same command to retry them); first: {escape(str(failed[0]))}"
         )
     return n
 
@@ -287,6 +295,41 @@ def _score_with_reward_models(spec, strategies, store: Store, run_id: str, probl
                     for i, x in zip(grp["sample"], values, strict=True)
                 ],
             )
+
+
+def variant_fingerprint(spec: RunSpec, model_sha256: str | None, variant: str) -> dict[str, Any]:
+    """What a variant's rows depend on beyond the run id: the content hash of the model it is
+    built from and whatever its engine declares (a checkpoint's files, calibration settings)."""
+    from .engines import ENGINES
+
+    fp: dict[str, Any] = {"model_sha256": model_sha256} if model_sha256 else {}
+    declare = getattr(ENGINES.get(spec.engine), "fingerprint", None)
+    if declare is not None:
+        fp |= declare(spec, variant)
+    return fp
+
+
+def check_fingerprints(store: Store, run_id: str, spec: RunSpec, source) -> None:
+    """Refuse, before any work, to add rows to a variant whose inputs changed since its stored
+    rows were made (a rewritten checkpoint, other calibration data): that would silently mix
+    two different models under one name. Records the fingerprint of every variant."""
+    model_sha = source_hash(spec.model, source) if source is not None else None
+    for v in spec.variants:
+        fp = variant_fingerprint(spec, model_sha, v)
+        old = store.note(run_id, f"fingerprint:{v}")
+        if old is not None and old != fp and store.count(run_id, v):
+            key = next(k for k in sorted(set(old) | set(fp)) if old.get(k) != fp.get(k))
+            raise UserError(
+                f"variant {v!r}: {key} changed since its rows were stored ({_short(old.get(key))} -> "
+                f"{_short(fp.get(key))}); use another --name or --store for the new one, or delete {store.path}"
+            )
+        if old != fp:
+            store.put_note(run_id, f"fingerprint:{v}", fp)
+
+
+def _short(x: Any) -> str:
+    s = "unset" if x is None else str(x)
+    return s[:12] if len(s) == 64 else s  # sha256 digests: their first 12 hex digits
 
 
 def build_calibration(spec: RunSpec, task, tok):
@@ -373,6 +416,12 @@ def build_report(
         "python": platform.python_version(),
         "note": _ENGINE_NOTES.get(runs[run_id]["spec"].get("engine", "hf"), ""),
     }
+    from .metrics.reasoning_split import reasoning_formats, reasoning_note
+
+    formats = reasoning_formats(gens[gens["variant"].isin(present)], info, present)
+    meta["reasoning_formats"] = formats
+    if formats:
+        meta["reasoning_note"] = reasoning_note(formats)
     model_name = runs[run_id]["spec"].get("model", "")
     if model_name in PACKAGED or str(model_name).endswith(".gguf"):
         meta["base_note"] = (

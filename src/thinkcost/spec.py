@@ -94,6 +94,11 @@ class RunSpec(BaseModel):
         description="extra identity label (e.g. repro:bs=4) so otherwise-equal runs keep their own rows; "
         "unset leaves the run id unchanged",
     )
+    thinking: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="chat templates with a thinking switch (Qwen3 enable_thinking): on or off; auto = the "
+        "template's default. Asking for on/off on a template without a switch is an error",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -271,11 +276,12 @@ class RunSpec(BaseModel):
         return self.out or Path("runs") / self.run_name()
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change what a generation is; rows are shared only when all match.
-        Strategies are not among them: every row carries its recipe key (temperature, top-p,
-        budget, ...) and strategies with the same recipe share samples, so adding a strategy
-        to a run resumes it."""
-        return {
+        """The fields that change what a generation is (`IDENTITY`); rows are shared only when
+        all match. Fields added after stores existed enter only when set away from their old
+        behaviour, so earlier runs keep their ids. Strategies are not among them: every row
+        carries its recipe key (temperature, top-p, budget, ...) and strategies with the same
+        recipe share samples, so adding a strategy to a run resumes it."""
+        ident: dict[str, Any] = {
             "model": self.model,
             "task": self.task,
             "task_options": self.task_kwargs(),
@@ -283,13 +289,75 @@ class RunSpec(BaseModel):
             "seed": self.seed,
             "engine": self.engine,
             "dtype": self.dtype,
-            **({"extra_body": self.extra_body} if self.extra_body else {}),
-            **({"tag": self.tag} if self.tag is not None else {}),
         }
+        optional = {
+            "extra_body": self.extra_body or None,
+            "tag": self.tag,
+            "base_url": self.base_url.rstrip("/") if self.base_url else None,
+            "tokenizer": self.tokenizer,
+            "thinking": None if self.thinking == "auto" else self.thinking,
+            "data_sha256": _file_sha256(self.data),
+        }
+        return ident | {k: v for k, v in optional.items() if v is not None}
 
     def run_id(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Every RunSpec field, declared. "run": part of the run id (rows are shared only when all match).
+# "variant": part of the fingerprint of the variants it affects, checked against the stored
+# rows on every rerun (runner.variant_fingerprint). Anything else is the reason the field never
+# changes a stored generation. tests/test_spec_identity.py fails when a field is not declared
+# here, and checks each declaration by changing the field.
+IDENTITY: dict[str, str] = {
+    "model": "run",
+    "task": "run",
+    "task_options": "run",
+    "data": "run",  # its path in task_options, and a local file's sha256
+    "fields": "run",  # in task_options: which columns become the question and the answer
+    "skip_bad_rows": "run",  # in task_options: which rows become problems
+    "prompt": "run",  # in task_options: the prompt the model sees
+    "max_new_tokens": "run",
+    "seed": "run",
+    "engine": "run",
+    "dtype": "run",
+    "extra_body": "run",
+    "tag": "run",
+    "base_url": "run",
+    "tokenizer": "run",  # token counts of the openai engine come from it
+    "thinking": "run",
+    "calib_samples": "variant",
+    "calib_seq_len": "variant",
+    "calib_file": "variant",
+    "name": "a label: only the default store and output paths derive from it",
+    "variants": "each row carries its variant; variants can be added or dropped between resumes",
+    "limit": "problems are drawn in a seeded order, so a larger limit extends the same list",
+    "strategy": "each row carries its recipe key; strategies that share a recipe share samples",
+    "temperature": "part of each sampled row's recipe key",
+    "top_p": "part of each sampled row's recipe key",
+    "wait_words": "part of each wait-penalty row's recipe key (hashed)",
+    "confidence": "verbal is part of the recipe key (the prompt changes); logprob only reads logprobs",
+    "batch_size": "stored per row; it changes float rounding only (thinkcost repro measures that)",
+    "device": "recorded in the variant facts; it changes float rounding only, like batch_size",
+    "threads": "llamacpp speed only; recorded in the variant facts",
+    "concurrency": "openai scheduling: requests in flight change timings, not texts",
+    "request_timeout_s": "openai retry policy: a retried sample is drawn again whole",
+    "max_retries": "openai retry policy: a failed sample is stored as failed and redrawn on rerun",
+    "api_key_env": "credentials",
+    "store": "where rows are kept",
+    "out": "where reports are written",
+    "n_boot": "report bootstrap resamples",
+}
+
+
+def _file_sha256(path: str | None) -> str | None:
+    """Content hash of a local data file (a changed file is a different run); None for hub ids."""
+    if path is None or not Path(path).expanduser().is_file():
+        return None
+    from .hashing import content_hash
+
+    return content_hash(Path(path).expanduser())
 
 
 def _format_error(e: ValidationError, origin: str) -> str:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
+import zlib
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from .engines.base import Completion
 from .errors import UserError
 from .tasks.base import Problem, Verdict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,6 +77,9 @@ CREATE TABLE IF NOT EXISTS generations (
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 1,
     confidence REAL,
+    reasoning_format TEXT,
+    token_ids BLOB,
+    token_source TEXT,
     PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
 );
 CREATE TABLE IF NOT EXISTS strategies (
@@ -106,6 +112,9 @@ _ADDED_COLUMNS = {
     "error": "TEXT",
     "attempts": "INTEGER NOT NULL DEFAULT 1",
     "confidence": "REAL",
+    "reasoning_format": "TEXT",  # NULL in rows stored before formats: they were split by the `none` rules
+    "token_ids": "BLOB",  # zlib-compressed little-endian uint32 ids (see encode_token_ids)
+    "token_source": "TEXT",
 }
 
 GENERATION_COLUMNS = (
@@ -140,7 +149,31 @@ GENERATION_COLUMNS = (
     "error",
     "attempts",
     "confidence",
+    "reasoning_format",
+    "token_ids",
+    "token_source",
 )
+
+
+def encode_token_ids(ids: list[int] | None) -> bytes | None:
+    """Generated token ids, compactly: uint32 little-endian, zlib-compressed (~1-2 bytes/token)."""
+    if ids is None:
+        return None
+    a = array("I", ids)
+    if sys.byteorder == "big":  # pragma: no cover - stored little-endian everywhere
+        a.byteswap()
+    return zlib.compress(a.tobytes(), 6)
+
+
+def decode_token_ids(blob: bytes | None) -> list[int] | None:
+    """Inverse of `encode_token_ids`; None for rows stored without ids."""
+    if blob is None:
+        return None
+    a = array("I")
+    a.frombytes(zlib.decompress(blob))
+    if sys.byteorder == "big":  # pragma: no cover
+        a.byteswap()
+    return a.tolist()
 
 
 class Store:
@@ -250,6 +283,9 @@ class Store:
             c.error,
             c.attempts,
             confidence,
+            c.reasoning_format,
+            encode_token_ids(c.token_ids),
+            c.token_source,
         )
         self.db.execute(
             "DELETE FROM generations WHERE run_id=? AND variant=? AND problem_id=? AND strategy=? "
@@ -353,12 +389,14 @@ class Store:
         ).fetchall()
         return [{"variant": r["variant"], **json.loads(r["info_json"])} for r in rows]
 
-    def generations(self, run_id: str | None = None):
-        """All generations (of one run, or all runs) as a pandas DataFrame."""
+    def generations(self, run_id: str | None = None, *, token_ids: bool = False):
+        """All generations (of one run, or all runs) as a pandas DataFrame. The compressed
+        token ids are left out unless asked for (`token_ids=True`: a list per row, or None)."""
         import pandas as pd
 
+        cols = ", ".join(f"g.{c}" for c in GENERATION_COLUMNS if token_ids or c != "token_ids")
         q = (
-            "SELECT g.*, p.position AS problem_position, p.gold, p.task FROM generations g "
+            f"SELECT {cols}, p.position AS problem_position, p.gold, p.task FROM generations g "
             "JOIN problems p ON p.run_id = g.run_id AND p.problem_id = g.problem_id"
         )
         args: tuple = ()
@@ -366,7 +404,15 @@ class Store:
             q += " WHERE g.run_id = ?"
             args = (run_id,)
         q += " ORDER BY g.run_id, g.variant, p.position, g.sample"
-        return pd.read_sql_query(q, self.db, params=args)
+        df = pd.read_sql_query(q, self.db, params=args)
+        if token_ids:
+            df["token_ids"] = [decode_token_ids(b) for b in df["token_ids"]]
+        return df
 
-    def count(self, run_id: str) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM generations WHERE run_id=?", (run_id,)).fetchone()[0]
+    def count(self, run_id: str, variant: str | None = None) -> int:
+        """Stored generations of a run (of one variant, when given)."""
+        if variant is None:
+            return self.db.execute("SELECT COUNT(*) FROM generations WHERE run_id=?", (run_id,)).fetchone()[0]
+        return self.db.execute(
+            "SELECT COUNT(*) FROM generations WHERE run_id=? AND variant=?", (run_id, variant)
+        ).fetchone()[0]

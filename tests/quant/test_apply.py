@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 import transformers
@@ -32,8 +34,6 @@ def test_parse_variant_good(name, method, bits, group, sym, head):
 @pytest.mark.parametrize(
     "name",
     [
-        "rtn-w9g32",
-        "rtn-w1g32",
         "rtn-w4",
         "rtn-w4g",
         "rtn-wxg32",
@@ -41,7 +41,6 @@ def test_parse_variant_good(name, method, bits, group, sym, head):
         "rtn-w4g32-head-asym",
         "rtn-w4g32-sym",
         "gptq-w4g128-foo",
-        "gptq-w9g128",
         "babai-w3g32-sideways",
         "ckpt:",
         "base-head",
@@ -59,9 +58,12 @@ def test_parse_variant_bad(name):
     assert "\n" not in msg
 
 
-def test_parse_variant_bad_bits_says_why():
-    with pytest.raises(UserError, match=r"'rtn-w9g32': bits must be 2\.\.8; expected base or rtn-w"):
-        parse_variant("rtn-w9g32")
+@pytest.mark.parametrize(("name", "bits"), [("rtn-w9g32", 9), ("rtn-w1g32", 1), ("gptq-w9g128", 9)])
+def test_parse_variant_bad_bits_says_why(name, bits):
+    """A well-formed name with a bad width: the quant.bits wording, naming the variant."""
+    with pytest.raises(UserError) as exc:
+        parse_variant(name)
+    assert str(exc.value) == f"variant {name!r}: expected 2, 3, 4, 5, 6, 7 or 8 bits, got {bits}"
 
 
 def test_variant_spec_is_frozen():
@@ -265,3 +267,82 @@ def test_parse_hessian_variants(name, method, bits, group, sym, order):
 def test_parse_checkpoint_variant():
     v = parse_variant("ckpt:/models/q w3")
     assert v.method == "ckpt" and v.path == "/models/q w3" and not v.needs_calibration
+
+
+# ---------------------------------------------------------------- the two bits-per-weight figures
+
+PROJ = re.compile(r"model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight")
+DTYPE_BITS = {torch.float32: 32, torch.bfloat16: 16, torch.float16: 16}
+
+
+def brute_force_bits(
+    model: nn.Module, bits: int | None, group: int | None, head: bool
+) -> tuple[float, float]:
+    """(layers, model) b/w by hand: every parameter once (a tied one by its storage), the seven
+    projections of each block (and the head with -head) at bits + 32/group, the rest at its dtype."""
+    seen: set[int] = set()
+    tot = {"layers": [0.0, 0], "model": [0.0, 0]}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if p.data_ptr() in seen:
+            continue
+        seen.add(p.data_ptr())
+        quantized = bits is not None and (PROJ.fullmatch(name) or (head and name == "lm_head.weight"))
+        b = bits + 32 / (group or p.shape[1]) if quantized else DTYPE_BITS[p.dtype]
+        for part in ("layers", "model") if PROJ.fullmatch(name) else ("model",):
+            tot[part][0] += b * p.numel()
+            tot[part][1] += p.numel()
+    return tot["layers"][0] / tot["layers"][1], tot["model"][0] / tot["model"][1]
+
+
+@pytest.mark.parametrize(
+    ("name", "tie", "dtype"),
+    [
+        ("base", True, torch.float32),
+        ("base", False, torch.bfloat16),
+        ("rtn-w4g32", True, torch.float32),
+        ("rtn-w4g32", False, torch.float32),
+        ("rtn-w3g0-asym", True, torch.float32),
+        ("rtn-w4g32-head", True, torch.float32),
+        ("rtn-w5g32-head", False, torch.float32),
+        ("rtn-w8g32", True, torch.bfloat16),
+    ],
+)
+def test_both_bits_per_weight_figures_match_a_brute_force_count(name, tie, dtype):
+    model = tiny_model(tie=tie).to(dtype)
+    spec = parse_variant(name)
+    info = quantize_model_(model, spec)
+    layers, whole = brute_force_bits(model, spec.bits, spec.group_size, spec.include_lm_head)
+    assert info["bits_per_weight_layers"] == pytest.approx(layers)
+    assert info["bits_per_weight_model"] == pytest.approx(whole)
+    if spec.method == "base":
+        assert layers == whole == DTYPE_BITS[dtype]  # the base holds every weight in its dtype
+    elif spec.group_size:
+        assert info["bits_per_weight_layers"] == pytest.approx(spec.bits + 32 / spec.group_size)
+
+
+def test_whole_model_counts_a_tied_embedding_once():
+    tied = quantize_model_(tiny_model(tie=True), parse_variant("rtn-w4g32"))
+    untied = quantize_model_(tiny_model(tie=False), parse_variant("rtn-w4g32"))
+    assert tied["bits_per_weight_layers"] == untied["bits_per_weight_layers"] == 5.0
+    m = tiny_model(tie=True)
+    n_all = sum(p.numel() for p in m.parameters())  # parameters() yields the tied table once
+    n_layers = sum(p.numel() for n, p in m.named_parameters() if PROJ.fullmatch(n))
+    assert tied["bits_per_weight_model"] == pytest.approx((5 * n_layers + 32 * (n_all - n_layers)) / n_all)
+    assert untied["bits_per_weight_model"] > tied["bits_per_weight_model"]  # one more float32 matrix
+
+
+def test_gptq_and_its_checkpoint_report_the_same_figures_as_rtn(tmp_path):
+    from thinkcost.quant.checkpoint import export_gptq
+
+    calib = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    rtn = quantize_model_(tiny_model(), parse_variant("rtn-w4g32"))
+    model = tiny_model()
+    snap = snapshot_linear_weights(model)
+    gptq = quantize_model_(model, parse_variant("gptq-w4g32"), calib)
+    export_gptq(model, gptq["layers"], tmp_path / "ck", bits=4, group_size=32, sym=True, desc_act=False)
+    restore_linear_weights_(model, snap)
+    ckpt = quantize_model_(model, parse_variant(f"ckpt:{tmp_path / 'ck'}"))
+    for key in ("bits_per_weight_layers", "bits_per_weight_model", "bits_per_weight_effective"):
+        assert gptq[key] == pytest.approx(rtn[key]), key
+        assert ckpt[key] == pytest.approx(rtn[key]), key
+    assert ckpt["n_layers"] == gptq["n_layers"] == 14

@@ -395,7 +395,7 @@ def test_import_missing_dir(tmp_path):
 def test_import_bad_bits(ckpt):
     f = ckpt / "quantize_config.json"
     f.write_text(json.dumps({**json.loads(f.read_text()), "bits": 5}))
-    with pytest.raises(UserError, match=r"quantize_config\.json.*bits=5"):
+    with pytest.raises(UserError, match=r"quantize_config\.json: bits: expected 2, 3, 4 or 8 bits.*got 5$"):
         import_gptq(ckpt)
 
 
@@ -405,7 +405,7 @@ def test_import_falls_back_to_config_json_then_fails_without_either(ckpt):
     cfg = json.loads((ckpt / "config.json").read_text())
     cfg["quantization_config"]["bits"] = 7
     (ckpt / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(UserError, match=r"config\.json.*bits=7"):
+    with pytest.raises(UserError, match=r"config\.json: bits: expected 2, 3, 4 or 8 bits.*got 7$"):
         import_gptq(ckpt)
     del cfg["quantization_config"]
     (ckpt / "config.json").write_text(json.dumps(cfg))

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from ..reasoning import THINK_CLOSE, THINK_OPEN
+
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "Completion", "Engine", "OnComplete", "Request"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Request:
     # models without think tags) is replaced by `wait_text` and decoding continues.
     max_waits: int = 0
     wait_text: str = "\nWait"
-    # wait-penalty: subtracted from the logits of every token that starts one of `penalty_words`.
+    # wait-penalty: subtracted from the logits of each of `penalty_words`: a one-token form in
+    # every context, a later token of a multi-token form only right after its earlier tokens.
     penalty: float = 0.0
     penalty_words: tuple[str, ...] = ()
 
@@ -102,6 +104,17 @@ class Completion:
     # a rerun draws such samples again.
     error: str | None = None
     attempts: int = 1  # HTTP attempts it took (server engines); 1 for in-process engines
+    # The reasoning format that split this text (`thinkcost.reasoning`); "none" = heuristic split.
+    reasoning_format: str = "none"
+    # Logprobs of the model-chosen tokens of the answer only (its own token positions: no EOS,
+    # no forced tokens, nothing of the reasoning); None when the engine gives no logprobs.
+    answer_logprobs: list[float] | None = field(default=None, repr=False)
+    # The generated token ids (EOS and tokens after a stop string excluded), when the engine
+    # sees them: repro compares ids, never re-tokenized text.
+    token_ids: list[int] | None = field(default=None, repr=False)
+    # Where the token counts came from: "tokenizer" (the model's own, in or out of process),
+    # "usage" (the server's figures), "deltas" (one per streamed chunk).
+    token_source: str = "tokenizer"
 
 
 # on_complete(request_index, sample_id, completion): called the moment a sequence finishes

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..reasoning import _MARKER, THINK_CLOSE, open_think_at, split_reasoning
+from ..reasoning import NONE, ReasoningFormat, single_token_id
 from .base import Completion, Request
 
 # ---------------------------------------------------------------------------------------------
@@ -31,34 +31,38 @@ from .base import Completion, Request
 
 
 def think_close_id(tok: Any) -> int | None:
-    """The id of a single `</think>` token, or None for models without think tags (an unknown
-    token maps to the unk id or None, and a real one must decode back to the tag)."""
-    tid = tok.convert_tokens_to_ids(THINK_CLOSE)
-    if not isinstance(tid, int) or tid == getattr(tok, "unk_token_id", None):
-        return None
-    if tok.decode([tid], skip_special_tokens=False).strip() != THINK_CLOSE:
-        return None
-    return tid
+    """The id of a single `</think>` token, or None for tokenizers without think tags."""
+    return single_token_id(tok, "</think>")
 
 
 @dataclass(frozen=True, eq=False)
 class Vocab:
-    """What the decisions need to know about a tokenizer: its EOS ids, its think-close token
-    (None: a model without think tags) and text <-> ids without special tokens."""
+    """What the decisions need to know about a tokenizer: its EOS ids, the model's reasoning
+    format, the single token that ends reasoning in that format (`</think>`, harmony's
+    `<|end|>`; None: the format has none, or it is not one token) and text <-> ids."""
 
     tok: Any
     eos_ids: frozenset[int]
-    think_close_id: int | None
+    fmt: ReasoningFormat = NONE
+    end_id: int | None = None
+    message_id: int | None = None  # harmony's `<|message|>`: the final channel opens with it
 
     @classmethod
-    def of(cls, tok: Any, eos_ids: Iterable[int]) -> Vocab:
-        return cls(tok, frozenset(eos_ids), think_close_id(tok))
+    def of(cls, tok: Any, eos_ids: Iterable[int], fmt: ReasoningFormat = NONE) -> Vocab:
+        end = single_token_id(tok, fmt.end_text) if fmt.end_text else None
+        message = single_token_id(tok, "<|message|>") if fmt.kind == "harmony" else None
+        return cls(tok, frozenset(eos_ids), fmt, end, message)
+
+    @property
+    def think_close_id(self) -> int | None:
+        """The `</think>` id for think formats (kept for callers that ask by that name)."""
+        return self.end_id if self.fmt.end_text == "</think>" else None
 
     def encode(self, text: str) -> list[int]:
         return list(self.tok.encode(text, add_special_tokens=False)) if text else []
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tok.decode(list(ids), skip_special_tokens=True)
+        return self.tok.decode(list(ids), skip_special_tokens=not self.fmt.keep_special)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,13 +123,13 @@ class ShortMK:
 # one row
 
 
-def find_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Char offset of a stop string that just appeared at the end of `text`, outside any open
-    `<think>` block (a stop string inside the reasoning must not end it), else None."""
+def find_stop(text: str, stops: Sequence[str], fmt: ReasoningFormat = NONE) -> int | None:
+    """Char offset of a stop string that just appeared at the end of `text`, outside the
+    reasoning the format marks (a stop string inside the reasoning must not end it), else None."""
     for s in stops:
         start = max(0, len(text) - len(s) - 16)  # only the newest tail can hold a new match
         p = text.find(s, start)
-        if p != -1 and not open_think_at(text, p):
+        if p != -1 and not fmt.reasoning_open(text[:p]):
             return p
     return None
 
@@ -138,23 +142,27 @@ class RowControl:
     part of the text and of `completion_tokens` (counted in `forced`), but they have no
     logprob or self-certainty: those describe the model's own choices only.
 
-    - bf-cap (`think_budget=B`): when the row has generated exactly B tokens and is still
-      reasoning (checked once, at that moment), queue `</think>` (think models) plus
-      `force_text`, and allow at most `answer_budget` model tokens once the queue is consumed.
-    - bf-wait (`max_waits=N`): the first N times the model picks the token that would end its
-      reasoning (`</think>` for think models, any EOS otherwise), that token is dropped and
-      `wait_text` is queued instead; its first token is emitted in the same step. No waits
-      after the cap forced the end.
+    Where reasoning ends is the vocab's `ReasoningFormat`:
 
-    Stop strings are checked after every token, forced ones included, and never cut inside an
-    open `<think>` block. A row ends by "stop" (EOS or stop string) or "length" (max_new_tokens,
-    or the answer budget after a forced end); "cancelled" is set by the engine (short-m@k).
+    - bf-cap (`think_budget=B`): when the row has generated exactly B tokens and is still
+      reasoning (checked once, at that moment), queue the format's close (`</think>`,
+      harmony's switch to the final channel; nothing for `none`) plus `force_text`, and allow
+      at most `answer_budget` model tokens once the queue is consumed.
+    - bf-wait (`max_waits=N`): the first N times the model picks the token that would end its
+      reasoning (the format's end token while reasoning is open; any EOS for `none`), that
+      token is dropped and `wait_text` is queued instead; its first token is emitted in the
+      same step. No waits after the cap forced the end.
+
+    Stop strings are checked after every token, forced ones included, and never cut inside
+    open reasoning. A row ends by "stop" (EOS or stop string) or "length" (max_new_tokens, or
+    the answer budget after a forced end); "cancelled" is set by the engine (short-m@k).
     """
 
     def __init__(self, req: Request, ids: list[int] | None = None, logprobs: list[float] | None = None):
         self.req = req
         self.ids: list[int] = [] if ids is None else ids
         self.logprobs: list[float] = [] if logprobs is None else logprobs
+        self.chosen: list[bool] = [True] * len(self.ids)  # per emitted token: the model's own choice?
         self.certainty: list[float] = []  # per model-chosen token, KL(uniform || p)
         self.queue: deque[int] = deque()
         self.forced = 0
@@ -164,12 +172,19 @@ class RowControl:
         self.answer_left: int | None = None  # model tokens still allowed after the cap
         self.finish: str | None = None  # "stop" | "length" | "cancelled"
         self.stop_at: int | None = None  # char offset where a stop string cut the text
+        # the model's marked reasoning is over (its format's end was emitted): the wait-penalty,
+        # which discourages hesitation while thinking, no longer applies. Never set for `none`,
+        # whose reasoning has no marked end.
+        self.reasoning_ended = False
 
     def step(self, sampled: int, vocab: Vocab, logprob: float = 0.0, certainty: float = 0.0) -> int:
         """Emit this step's token given the model's choice `sampled` (with its logprob and
         self-certainty); returns the emitted token and sets `finish` when the row is done."""
         tid, chosen = self._choose(sampled, vocab)
         self.ids.append(tid)
+        self.chosen.append(chosen)
+        if not self.reasoning_ended and self._closes_reasoning(tid, vocab):
+            self.reasoning_ended = True
         if chosen:
             self.logprobs.append(logprob)
             self.certainty.append(certainty)
@@ -203,12 +218,26 @@ class RowControl:
         return sampled, True
 
     def _ends_reasoning(self, tid: int, vocab: Vocab) -> bool:
-        if vocab.think_close_id is not None:
-            return tid == vocab.think_close_id and vocab.think_close_id not in self.ids
-        return tid in vocab.eos_ids
+        if vocab.fmt.end_text is None:  # `none`: the end of the generation ends the reasoning
+            return tid in vocab.eos_ids
+        if tid != vocab.end_id:
+            return False
+        return vocab.fmt.reasoning_open(vocab.decode(self.ids))
+
+    def _closes_reasoning(self, tid: int, vocab: Vocab) -> bool:
+        """Did emitting `tid` end the marked reasoning? Think formats: the `</think>` token;
+        harmony: the `<|message|>` that opens the final channel."""
+        kind = vocab.fmt.kind
+        if kind in ("think-in-prompt", "think-in-output"):
+            return tid == vocab.end_id
+        if kind == "harmony" and tid == vocab.message_id:
+            return not vocab.fmt.reasoning_open(vocab.decode(self.ids[-6:]))
+        return False
 
     def _cap(self, vocab: Vocab) -> None:
-        close = [vocab.think_close_id] if vocab.think_close_id is not None else []
+        fmt = vocab.fmt
+        one_token = vocab.end_id is not None and fmt.close_text == fmt.end_text
+        close = [vocab.end_id] if one_token else vocab.encode(fmt.close_text)
         self.queue.clear()  # a half-inserted wait text gives way to the forced end
         self.queue.extend(close + vocab.encode(self.req.force_text))
         self.capped = True
@@ -216,17 +245,14 @@ class RowControl:
         self.answer_left = self.req.answer_budget
 
     def in_reasoning(self, vocab: Vocab) -> bool:
-        """Think models: no `</think>` generated yet. Others: no final-answer marker (nor a
-        textual `</think>`) in the generated text yet."""
-        if vocab.think_close_id is not None and vocab.think_close_id in self.ids:
+        """Is the row still reasoning, by its format (for `none`: no final-answer marker and no
+        textual `</think>` in the generated text yet)?"""
+        if vocab.end_id is not None and vocab.end_id in self.ids and vocab.fmt.end_text == "</think>":
             return False
-        text = vocab.decode(self.ids)
-        if THINK_CLOSE in text:
-            return False
-        return vocab.think_close_id is not None or _MARKER.search(text) is None
+        return vocab.fmt.still_reasoning(vocab.decode(self.ids))
 
     def check_stop(self, vocab: Vocab) -> bool:
-        p = find_stop(vocab.decode(self.ids), self.req.stop)
+        p = find_stop(vocab.decode(self.ids), self.req.stop, vocab.fmt)
         if p is not None:
             self.stop_at = p
         return p is not None
@@ -236,16 +262,18 @@ def complete(
     row: RowControl, vocab: Vocab, prompt_tokens: int, latency_s: float, ttft_s: float, cost_s: float
 ) -> Completion:
     """The `Completion` of a finished or cancelled row. A cancelled row is split as if cut by
-    the length cap (answer empty unless a think block closed), and counts every token it
-    generated: they were paid for."""
+    the length cap (answer empty unless the reasoning ended), and counts every token it
+    generated: they were paid for. Reasoning tokens are the tokens before the answer's first
+    character; the answer's logprobs are those of its own model-chosen tokens."""
     finish = row.finish or "length"
     ids = row.ids[:-1] if row.ids and row.ids[-1] in vocab.eos_ids else row.ids
     text = vocab.decode(ids)
     if row.stop_at is not None:
         text = text[: row.stop_at]
         ids = ids[: tokens_covering(vocab, ids, row.stop_at)]
-    sp = split_reasoning(text, "length" if finish == "cancelled" else finish)
+    sp = vocab.fmt.split(text, "length" if finish == "cancelled" else finish)
     n_reason = len(ids) if sp.think_unclosed else min(len(ids), tokens_covering(vocab, ids, sp.answer_start))
+    answer_lps = _answer_logprobs(row, n_reason, len(ids))
     return Completion(
         text=text,
         reasoning_text=sp.reasoning,
@@ -263,7 +291,23 @@ def complete(
         forced_tokens=row.forced,
         interventions=row.interventions,
         self_certainty=sum(row.certainty) / len(row.certainty) if row.certainty else None,
+        reasoning_format=vocab.fmt.kind,
+        answer_logprobs=answer_lps,
+        token_ids=list(ids),
     )
+
+
+def _answer_logprobs(row: RowControl, start: int, end: int) -> list[float]:
+    """Logprobs of the model-chosen tokens at positions [start, end) of the row's ids (forced
+    tokens have none; the EOS and anything after a stop string lie past `end`)."""
+    out: list[float] = []
+    k = 0  # index into row.logprobs, which holds chosen tokens only
+    for pos, chosen in enumerate(row.chosen):
+        if chosen:
+            if start <= pos < end:
+                out.append(row.logprobs[k])
+            k += 1
+    return out
 
 
 def tokens_covering(vocab: Vocab, ids: Sequence[int], n_chars: int) -> int:
@@ -287,30 +331,69 @@ def tokens_covering(vocab: Vocab, ids: Sequence[int], n_chars: int) -> int:
 _SEPARATORS = ("", " ", "\n", "\n\n")
 
 
+class _Node:
+    """A node of the reversed prefix trie: the path from the root spells, last token first,
+    what a row just emitted; `next` are the ids that continue a penalty form from there."""
+
+    __slots__ = ("children", "next")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Node] = {}
+        self.next: set[int] = set()
+
+
 @dataclass(frozen=True)
 class PenaltyRules:
-    """Which token ids the wait-penalty pushes down. `single` ids are penalised whatever came
-    before (one-word entries: applied to all rows at once); a `prefixed` rule (prefix ids,
-    target id) penalises the target only right after the prefix, so "But wait" pushes down
-    " wait" after "But" and leaves every other " wait" alone."""
+    """Which token ids the wait-penalty pushes down.
+
+    `single` ids are penalised whatever came before (applied to all rows at once): the words'
+    one-token surface forms and every vocabulary token that is exactly a word once stripped.
+    `forms` are the multi-token surface forms, phrases ("But wait") included: their k-th token
+    (k >= 2) is penalised only right after their first k-1 tokens, and their first token never
+    on its own, so "Hmm" = "H" + "mm" pushes down "mm" after "H" and leaves "How" alone."""
 
     words: tuple[str, ...]
     single: tuple[int, ...]
-    prefixed: tuple[tuple[tuple[int, ...], int], ...]
+    forms: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        # The trie is keyed by the prefixes read backwards, so `targets` walks back from a
+        # row's last token and stops at the first mismatch: its cost is the depth of the
+        # trie, not the number of forms. Ids in `single` are left out: subtracted once.
+        root, single = _Node(), set(self.single)
+        for form in self.forms:
+            for k in range(1, len(form)):
+                if form[k] in single:
+                    continue
+                node = root
+                for t in reversed(form[:k]):
+                    node = node.children.setdefault(t, _Node())
+                node.next.add(form[k])
+        object.__setattr__(self, "_root", root)  # derived, so not a field (eq, repr, hash)
+
+    @property
+    def contextual(self) -> bool:
+        """Whether any id depends on the row's last tokens; if not, `targets` is always empty
+        and an engine can skip the per-row call."""
+        return bool(self._root.children)
+
+    @property
+    def prefixed(self) -> tuple[tuple[tuple[int, ...], int], ...]:
+        """Every (prefix, target) pair of `forms`, to inspect what `targets` can return."""
+        return tuple(sorted({(f[:k], f[k]) for f in self.forms for k in range(1, len(f))}))
 
     def targets(self, generated: Sequence[int]) -> list[int]:
-        """Prefixed targets whose prefix ends `generated` (ids in `single` left out)."""
-        out = []
-        single = set(self.single)
-        for prefix, target in self.prefixed:
-            n = len(prefix)
-            if (
-                target not in single
-                and len(generated) >= n
-                and tuple(generated[len(generated) - n :]) == prefix
-            ):
-                out.append(target)
-        return sorted(set(out))
+        """Ids to push down after `generated` on top of `single` (which they never repeat):
+        the next tokens of every form whose earlier tokens end `generated`."""
+        out: set[int] = set()
+        node = self._root
+        for t in reversed(generated):
+            child = node.children.get(t)
+            if child is None:
+                break
+            out |= child.next
+            node = child
+        return sorted(out)
 
 
 _RULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {words: rules}
@@ -320,11 +403,12 @@ _VOCAB_TEXT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenize
 def penalty_rules(tok: Any, words: Sequence[str]) -> PenaltyRules:
     """The rule table of `words` for `tok`, built once per (tokenizer, words) and cached.
 
-    For each word w and each surface form in {w, " w", "\\nw", "\\n\\nw"}, the penalised token
-    is the one that starts w (for a phrase: its last word) in the form's tokenization; tokens
-    before it that are pure whitespace are the separator, not the word, so they are neither
-    penalised (that would push down every newline) nor part of a phrase's prefix. Every
-    vocabulary token whose text, stripped of whitespace, is exactly w is penalised too."""
+    Each word w is tokenized in each surface form {w, " w", "\\nw", "\\n\\nw"}; leading tokens
+    that are pure whitespace are the separator, not the word, so they are dropped (penalising
+    them would push down every newline). A form left with one token is penalised everywhere;
+    a longer one token by token after its own beginning (see `PenaltyRules`), so a word that
+    a tokenizer splits costs its first sub-token nothing in other words. Every vocabulary
+    token whose text, stripped of whitespace, is exactly w is penalised everywhere too."""
     words = tuple(words)
     try:
         per_tok = _RULES.setdefault(tok, {})
@@ -336,34 +420,21 @@ def penalty_rules(tok: Any, words: Sequence[str]) -> PenaltyRules:
 
 
 def _build_rules(tok: Any, words: tuple[str, ...]) -> PenaltyRules:
+    """`penalty_rules` without the cache."""
     single: set[int] = set()
-    prefixed: set[tuple[tuple[int, ...], int]] = set()
-
-    def text(ids: Sequence[int]) -> str:
-        return tok.decode(list(ids), skip_special_tokens=False)
-
-    for w in (w.strip() for w in words):
-        if not w:
-            continue
-        last = w.split()[-1]
+    forms: set[tuple[int, ...]] = set()
+    stripped = {w.strip() for w in words} - {""}
+    for w in stripped:
         for sep in _SEPARATORS:
-            form = sep + w
-            ids = list(tok.encode(form, add_special_tokens=False))
-            start = len(form) - len(last)  # char offset of the last word's first character
-            k = next((i for i in range(len(ids)) if len(text(ids[: i + 1])) > start), None)
-            if k is None:
-                continue
-            head = ids[:k]
-            while head and not text(head[:1]).strip():  # leading separator tokens
-                head = head[1:]
-            if head and " " in w:
-                prefixed.add((tuple(head), ids[k]))
-            elif not head:
-                single.add(ids[k])
-    texts = _vocab_texts(tok)
-    for w in (w.strip() for w in words):
-        single.update(i for i, t in enumerate(texts) if w and t.strip() == w)
-    return PenaltyRules(words, tuple(sorted(single)), tuple(sorted(prefixed)))
+            ids = list(tok.encode(sep + w, add_special_tokens=False))
+            while ids and not tok.decode(ids[:1], skip_special_tokens=False).strip():
+                ids = ids[1:]  # leading separator tokens
+            if len(ids) == 1:
+                single.add(ids[0])
+            elif ids:
+                forms.add(tuple(ids))
+    single.update(i for i, t in enumerate(_vocab_texts(tok)) if t.strip() in stripped)
+    return PenaltyRules(words, tuple(sorted(single)), tuple(sorted(forms)))
 
 
 def _vocab_texts(tok: Any) -> list[str]:

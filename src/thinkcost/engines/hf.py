@@ -21,9 +21,11 @@ import time
 from collections.abc import Sequence
 
 import torch
+from rich.markup import escape
 
 from ..errors import UserError
-from ..models import ModelSource
+from ..models import ModelSource, load_pretrained
+from ..reasoning import ReasoningFormat, detect_format, render_prompt
 from . import ENGINES
 from .base import Completion, OnComplete, Request
 from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
@@ -55,8 +57,10 @@ def load_hf(source: ModelSource, dtype: str = "float32", device: str = "cpu"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kw = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    tok = AutoTokenizer.from_pretrained(source.path, **kw)
-    model = AutoModelForCausalLM.from_pretrained(source.path, dtype=getattr(torch, dtype), **kw)
+    tok = load_pretrained(AutoTokenizer.from_pretrained, source.path, "model", **kw)
+    model = load_pretrained(
+        AutoModelForCausalLM.from_pretrained, source.path, "model", dtype=getattr(torch, dtype), **kw
+    )
     model.to(device).eval()
     return model, tok
 
@@ -66,7 +70,14 @@ class HFEngine:
 
     name = "hf"
 
-    def __init__(self, model, tokenizer, batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        batch_size: int = 16,
+        thinking: str = "auto",
+        fmt: ReasoningFormat | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
         self.model = model
@@ -76,7 +87,10 @@ class HFEngine:
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.eos_ids = self._eos_ids()
-        self.vocab = Vocab.of(self.tok, self.eos_ids)
+        self.thinking = thinking
+        # decided once from the rendered prompt and the tokenizer (thinkcost.reasoning)
+        self.fmt = fmt if fmt is not None else detect_format(self.tok, thinking)
+        self.vocab = Vocab.of(self.tok, self.eos_ids, self.fmt)
         # transformers 5 renamed the forward kwarg `past_key_values` to `cache`.
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -95,8 +109,8 @@ class HFEngine:
         return ids
 
     def render(self, req: Request) -> str:
-        """The chat template applied as the model was trained to see it."""
-        return self.tok.apply_chat_template(req.prompt_messages, add_generation_prompt=True, tokenize=False)
+        """The chat template applied as the model was trained to see it (with `--thinking`)."""
+        return render_prompt(self.tok, req.prompt_messages, self.thinking)
 
     def generate(
         self, requests: Sequence[Request], on_complete: OnComplete | None = None
@@ -222,7 +236,7 @@ class HFEngine:
         return nxt, logp.gather(1, nxt[:, None])[:, 0], certainty
 
     def _hit_stop(self, row: _Row) -> bool:
-        """A stop string ends generation only outside an open `<think>` block."""
+        """A stop string ends generation only outside open reasoning (the format decides)."""
         return row.check_stop(self.vocab)
 
     def _complete(self, row: _Row, ttft: float) -> Completion:
@@ -233,12 +247,13 @@ class HFEngine:
 
 
 def _penalise(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
-    """Logits minus each row's wait-penalty (a copy; the input is left as it was). Rows that
-    share a rule table and penalty are pushed down in one indexed subtraction; phrase rules
-    depend on each row's own last tokens."""
+    """Logits minus each row's wait-penalty (a copy; the input is left as it was). The
+    context-free ids of rows that share a rule table and penalty are pushed down in one indexed
+    subtraction; the later tokens of multi-token words and phrases depend on each row's own
+    last tokens (one short trie walk per row, skipped when the table has none)."""
     groups: dict[tuple[int, float], list[int]] = {}
     for k, row in enumerate(rows):
-        if row.rules is not None:
+        if row.rules is not None and not row.reasoning_ended:  # the penalty is for the reasoning only
             groups.setdefault((id(row.rules), row.req.penalty), []).append(k)
     if not groups:
         return logits
@@ -250,7 +265,7 @@ def _penalise(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
         if single:
             idx = torch.tensor(ks, device=logits.device)[:, None]
             logits[idx, torch.tensor(single, device=logits.device)[None, :]] -= alpha
-        if rules.prefixed:
+        if rules.contextual:
             for k in ks:
                 targets = [i for i in rules.targets(rows[k].ids) if i < vocab_size]
                 if targets:
@@ -287,6 +302,23 @@ class HFBackend:
             raise UserError(f"variant {name!r} names a served model: run it with --engine openai")
         parse_variant(name)
 
+    @staticmethod
+    def fingerprint(spec, variant: str) -> dict:
+        """What a variant's rows depend on besides the base model: a checkpoint's files, or the
+        calibration data of GPTQ/Babai (checked against stored rows on every rerun)."""
+        from ..hashing import path_hash
+        from ..quant import parse_variant
+
+        if variant.startswith("ckpt:"):
+            return {"checkpoint_sha256": path_hash(variant[5:])}
+        if not parse_variant(variant).needs_calibration:
+            return {}
+        return {
+            "calib_samples": spec.calib_samples,
+            "calib_seq_len": spec.calib_seq_len,
+            "calib_file": path_hash(spec.calib_file) if spec.calib_file else "task prompts",
+        }
+
     def __init__(self, spec, source: ModelSource | None, task, console) -> None:
         self.spec = spec
         self.source = source
@@ -298,10 +330,10 @@ class HFBackend:
     def _load(self) -> None:
         from ..quant.apply import snapshot_linear_weights
 
-        with self.console.status(f"loading {self.spec.model} ({self.spec.dtype}, {self.device})"):
+        with self.console.status(escape(f"loading {self.spec.model} ({self.spec.dtype}, {self.device})")):
             t = time.perf_counter()
             self.model, self.tok = load_hf(self.source, dtype=self.spec.dtype, device=self.device)
-        self.console.print(f"loaded {self.spec.model} in {time.perf_counter() - t:.0f}s")
+        self.console.print(f"loaded {self.spec.model} in {time.perf_counter() - t:.0f}s", markup=False)
         self.snapshot = snapshot_linear_weights(self.model)
 
     def prepare(self, variant: str, status) -> tuple[HFEngine, dict]:
@@ -316,6 +348,7 @@ class HFBackend:
 
             self.calib = build_calibration(self.spec, self.task, self.tok)
         restore_linear_weights_(self.model, self.snapshot)
+        engine = HFEngine(self.model, self.tok, batch_size=self.spec.batch_size, thinking=self.spec.thinking)
         status("quantizing")
         qinfo = quantize_model_(self.model, vspec, self.calib, on_block=lambda i, k: status(f"block {i}/{k}"))
         info = {
@@ -324,7 +357,10 @@ class HFBackend:
             "group_size": vspec.group_size,
             "sym": vspec.sym,
             "order": vspec.order if vspec.needs_calibration else None,
-            "bits_per_weight": qinfo.get("bits_per_weight_effective"),
+            # two figures (quant.apply.bits_per_weight_figures); `bits_per_weight` = layers, as before
+            "bits_per_weight": qinfo.get("bits_per_weight_layers"),
+            "bits_per_weight_layers": qinfo.get("bits_per_weight_layers"),
+            "bits_per_weight_model": qinfo.get("bits_per_weight_model"),
             "proxy_loss": qinfo.get("proxy_loss"),
             "checkpoint": qinfo.get("checkpoint"),
             "quantize_s": qinfo.get("seconds"),
@@ -333,8 +369,10 @@ class HFBackend:
             "dtype": self.spec.dtype,
             "model": self.spec.model,
             "model_source": self.source.gguf_file or self.source.path,
+            "reasoning_format": engine.fmt.kind,
+            "reasoning_format_why": engine.fmt.why,
         }
-        return HFEngine(self.model, self.tok, batch_size=self.spec.batch_size), info
+        return engine, info
 
     def close(self) -> None:
         if self.model is not None:

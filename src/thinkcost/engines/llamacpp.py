@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import ModelSource, cache_dir
+from ..reasoning import detect_format, render_prompt
 from . import ENGINES
 from .base import Completion, OnComplete, Request
 from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
@@ -87,6 +88,7 @@ class LlamaCppEngine:
         n_ctx: int | None = None,
         threads: int | None = None,
         max_tokens_per_row: int = 4096,
+        thinking: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
@@ -128,7 +130,9 @@ class LlamaCppEngine:
         for src in (self.tok.eos_token_id,):
             if isinstance(src, int):
                 eos.add(src)
-        self.vocab = Vocab.of(self.tok, eos)
+        self.thinking = thinking
+        self.fmt = detect_format(self.tok, thinking)  # from the rendered prompt, as the hf engine
+        self.vocab = Vocab.of(self.tok, eos, self.fmt)
 
     # --- llama.cpp calls -----------------------------------------------------------------
     def _decode(self, tokens: Sequence[tuple[int, int, int, bool]]) -> np.ndarray:
@@ -153,7 +157,7 @@ class LlamaCppEngine:
         return np.ctypeslib.as_array(ptr, shape=(n_out, self.n_vocab)).copy()
 
     def render(self, req: Request) -> str:
-        return self.tok.apply_chat_template(req.prompt_messages, add_generation_prompt=True, tokenize=False)
+        return render_prompt(self.tok, req.prompt_messages, self.thinking)
 
     def generate(
         self, requests: Sequence[Request], on_complete: OnComplete | None = None
@@ -278,20 +282,21 @@ class LlamaCppEngine:
         return [done[a] for a in range(len(rows))]
 
     def _pick(self, logits: np.ndarray, row: _Row) -> tuple[int, float, float]:
-        """Argmax or seeded top-p draw after the wait-penalty; logprob and self-certainty from
-        the raw distribution (as in the hf engine)."""
+        """Argmax or seeded top-p draw after the wait-penalty (its context-free ids, then the
+        ids this row's last tokens make penalised, as in the hf engine); logprob and
+        self-certainty from the raw distribution."""
         m = float(logits.max())
         shifted = logits - m
         lse = float(np.log(np.exp(shifted).sum()))
         logp_mean = float(shifted.mean()) - lse
         certainty = -float(np.log(len(logits))) - logp_mean
         scored = logits
-        if row.rules is not None:
+        if row.rules is not None and not row.reasoning_ended:  # the penalty is for the reasoning only
             scored = logits.copy()
             single = [i for i in row.rules.single if i < len(logits)]
             scored[single] -= row.req.penalty
-            targets = [i for i in row.rules.targets(row.ids) if i < len(logits)]
-            if targets:
+            if row.rules.contextual:  # later tokens of multi-token words, after their start
+                targets = [i for i in row.rules.targets(row.ids) if i < len(logits)]
                 scored[targets] -= row.req.penalty
         if row.rng is None:
             tid = int(scored.argmax())
@@ -413,12 +418,16 @@ class LlamaCppBackend:
             batch_size=self.spec.batch_size,
             threads=self.spec.threads,
             max_tokens_per_row=max_row,
+            thinking=self.spec.thinking,
         )
         stats = gguf_stats(path)
         info = {
             "method": "gguf" if variant != "base" else "none",
             "gguf_type": variant.split(":", 1)[1].upper() if variant != "base" else "F32",
-            "bits_per_weight": stats.bits_per_weight,
+            # two figures (quant.gguf_files.gguf_stats); `bits_per_weight` = layers, as on the hf engine
+            "bits_per_weight": stats.bits_per_weight_layers,
+            "bits_per_weight_layers": stats.bits_per_weight_layers,
+            "bits_per_weight_model": stats.bits_per_weight_model,
             "file_bytes": stats.file_bytes,
             "tensor_types": stats.types,
             "tensor_type_params": stats.type_params,
@@ -430,6 +439,8 @@ class LlamaCppBackend:
             "model_source": self.source.gguf_file,
             "device": "cpu",
             "dtype": "gguf",
+            "reasoning_format": self.engine.fmt.kind,
+            "reasoning_format_why": self.engine.fmt.why,
         }
         return self.engine, info
 

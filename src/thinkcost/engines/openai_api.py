@@ -26,11 +26,21 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+from rich.markup import escape
 
 from ..errors import UserError
-from ..reasoning import THINK_CLOSE, THINK_OPEN, split_reasoning
+from ..reasoning import (
+    NONE,
+    THINK_CLOSE,
+    THINK_OPEN,
+    ReasoningFormat,
+    detect_format,
+    format_of,
+    template_kwargs,
+)
 from . import ENGINES
 from .base import Completion, OnComplete, Request
 
@@ -49,6 +59,9 @@ class StreamParser:
         self.finish_reason: str | None = None
         self.usage: dict | None = None
         self.logprobs: list[float] = []
+        # (token text or None, logprob, from a reasoning-only chunk?) per logprob entry: lets the
+        # answer's own logprobs be found by character position
+        self.logprob_tokens: list[tuple[str | None, float, bool]] = []
         self.deltas = 0  # non-empty content/reasoning deltas (~ tokens on llama.cpp, vLLM)
         self.reasoning_deltas = 0
         self.done = False  # saw `data: [DONE]`
@@ -97,7 +110,13 @@ class StreamParser:
         self.content.append(c)
         self.reasoning.append(r)
         lp = choice.get("logprobs") or {}
-        self.logprobs.extend(t["logprob"] for t in lp.get("content") or () if "logprob" in t)
+        entries = [t for t in lp.get("content") or () if isinstance(t, dict) and "logprob" in t]
+        self.logprobs.extend(t["logprob"] for t in entries)
+        in_reasoning = bool(r) and not c
+        self.logprob_tokens.extend(
+            (t["token"] if isinstance(t.get("token"), str) else None, t["logprob"], in_reasoning)
+            for t in entries
+        )
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
         if c or r:
@@ -130,42 +149,55 @@ class Parts:
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int
-    source: str  # "usage" | "tokenizer" | "deltas"
+    source: str  # "tokenizer" | "usage" | "deltas"
+    reasoning_format: str = "none"
+    answer_logprobs: list[float] | None = None
 
 
-def build_parts(p: StreamParser, finish: str, count_tokens: Callable[[str], int] | None = None) -> Parts:
+def build_parts(
+    p: StreamParser,
+    finish: str,
+    count_tokens: Callable[[str], int] | None = None,
+    fallback: ReasoningFormat = NONE,
+) -> Parts:
     """Text, split and token counts of one parsed stream (finish: our finish reason).
 
-    A server-side reasoning field is re-wrapped in think tags so that re-splitting the stored
-    text gives the same parts; with no content yet after a cut (length, cancelled) the think
-    block is left open, as the model never closed it. Token counts prefer the server's usage,
-    then the model's tokenizer, then the streamed deltas (one token per delta on llama.cpp and
-    vLLM). Last resort for the reasoning share without a reasoning field: the character share,
-    round(completion_tokens * len(reasoning_text) / len(text)).
+    A server-side reasoning field makes the row `server-field`: it is re-wrapped in think tags
+    so that re-splitting the stored text gives the same parts; with no content yet after a cut
+    (length, cancelled) the think block is left open, as the model never closed it. Without a
+    field the content is split by `fallback`, the format detected from the model's own
+    tokenizer and template when thinkcost can load them (else the `none` heuristic).
+
+    Token counts prefer the model's own tokenizer (the same counts as every in-process
+    engine), then the server's usage, then the streamed deltas (one token per delta on
+    llama.cpp and vLLM). Last resort for the reasoning share without a reasoning field: the
+    character share, round(completion_tokens * len(reasoning_text) / len(text)).
     """
     content, reasoning = "".join(p.content), "".join(p.reasoning)
     if reasoning:
         unclosed = not content and finish in ("length", "cancelled")
         text = THINK_OPEN + reasoning + ("" if unclosed else THINK_CLOSE + content)
+        fmt = format_of("server-field")
     else:
-        text = content
-    split = split_reasoning(text, "length" if finish == "cancelled" else finish)
+        text, fmt = content, fallback
+    split = fmt.split(text, "length" if finish == "cancelled" else finish)
     usage = p.usage if finish != "cancelled" else None
-    if usage and usage.get("completion_tokens") is not None:
-        completion, source = int(usage["completion_tokens"]), "usage"
-    elif count_tokens is not None:
-        completion, source = count_tokens(reasoning + content if reasoning else text), "tokenizer"
-    else:
-        completion, source = p.deltas, "deltas"
     details = (usage or {}).get("completion_tokens_details") or {}
-    if details.get("reasoning_tokens") is not None:
-        think = int(details["reasoning_tokens"])
-    elif count_tokens is not None:
+    if count_tokens is not None:
+        completion, source = count_tokens(reasoning + content if reasoning else text), "tokenizer"
         think = count_tokens(split.reasoning) if split.reasoning else 0
-    elif reasoning:
-        think = round(completion * p.reasoning_deltas / p.deltas) if p.deltas else 0
+        if split.think_unclosed:
+            think = completion
+    elif usage and usage.get("completion_tokens") is not None:
+        completion, source = int(usage["completion_tokens"]), "usage"
+        think = int(details["reasoning_tokens"]) if details.get("reasoning_tokens") is not None else None
     else:
-        think = round(completion * len(split.reasoning) / len(text)) if text else 0
+        completion, source, think = p.deltas, "deltas", None
+    if think is None:
+        if reasoning:
+            think = round(completion * p.reasoning_deltas / p.deltas) if p.deltas else 0
+        else:
+            think = round(completion * len(split.reasoning) / len(text)) if text else 0
     return Parts(
         text=text,
         reasoning_text=split.reasoning,
@@ -175,7 +207,27 @@ def build_parts(p: StreamParser, finish: str, count_tokens: Callable[[str], int]
         completion_tokens=completion,
         reasoning_tokens=min(think, completion),
         source=source,
+        reasoning_format=fmt.kind,
+        answer_logprobs=_answer_logprobs(p, split.answer_start - (len(text) - len(content)), bool(reasoning)),
     )
+
+
+def _answer_logprobs(p: StreamParser, answer_start: int, has_field: bool) -> list[float] | None:
+    """Logprobs of the tokens of the answer, found by character position in the content (the
+    answer starts `answer_start` characters into it). None when the server sent logprobs
+    without token texts, so positions cannot be known."""
+    entries = [(t, lp) for t, lp, in_reasoning in p.logprob_tokens if not (has_field and in_reasoning)]
+    if not entries:
+        return None
+    if any(t is None for t, _ in entries):
+        return None
+    out, pos = [], 0
+    for tok_text, lp in entries:
+        end = pos + len(tok_text)
+        if end > max(answer_start, 0) and tok_text.strip():
+            out.append(lp)
+        pos = end
+    return out
 
 
 class _Retry(Exception):
@@ -254,6 +306,8 @@ class OpenAIEngine:
         count_tokens: Callable[[str], int] | None = None,
         rng_seed: int = 0,
         extra_body: dict | None = None,
+        fmt: ReasoningFormat = NONE,
+        thinking: str = "auto",
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency: expected >= 1, got {concurrency}")
@@ -273,6 +327,9 @@ class OpenAIEngine:
         # server-specific knobs sent with every request (e.g. llama-cpp-python applies
         # repeat_penalty 1.1 unless told otherwise, which changes even greedy output)
         self.extra_body = dict(extra_body or {})
+        # how content without a server reasoning field splits (the model's own template, if known)
+        self.fmt = fmt
+        self.template_kwargs = template_kwargs(thinking)  # vLLM / SGLang: chat_template_kwargs
         self.retry_log: list[dict] = []  # retries of the last generate call
         self.token_count_source: str | None = None  # where the last completion's counts came from
 
@@ -434,6 +491,8 @@ class OpenAIEngine:
         }
         if r.stop:
             body["stop"] = list(r.stop)
+        if self.template_kwargs:
+            body["chat_template_kwargs"] = dict(self.template_kwargs)
         return body | self.extra_body
 
     async def _attempt(self, s: _Sample) -> None:
@@ -478,9 +537,9 @@ class OpenAIEngine:
         cost = self._share - s.share0
         if finish == "error":
             s.parser, s.ttft = StreamParser(), 0.0
-            parts = Parts("", "", "", False, 0, 0, 0, "none")
+            parts = Parts("", "", "", False, 0, 0, 0, "none", self.fmt.kind)
         else:
-            parts = build_parts(s.parser, finish, self.count_tokens)
+            parts = build_parts(s.parser, finish, self.count_tokens, self.fmt)
             self.token_count_source = parts.source
         fields = {k: v for k, v in vars(parts).items() if k != "source"}
         s.completion = Completion(
@@ -493,6 +552,7 @@ class OpenAIEngine:
             logprobs=list(s.parser.logprobs) or None,
             error=error,
             attempts=s.attempts,
+            token_source=parts.source,
         )
         g = s.group
         if g is not None and finish in ("stop", "length"):
@@ -571,14 +631,15 @@ class OpenAIBackend:
             if not self.api_key:
                 raise UserError(f"--api-key-env {spec.api_key_env}: that environment variable is not set")
         self.served = list_models(spec.base_url, self.api_key)
-        self.count_tokens, self.tokenizer_source = _token_counter(spec)
+        self.count_tokens, self.tokenizer_source, tok = _token_counter(spec)
+        # content without a server reasoning field splits by the model's own template, if known
+        self.fmt = detect_format(tok, spec.thinking, label=spec.tokenizer or spec.model) if tok else NONE
 
     def prepare(self, variant: str, status: Callable[[str], None]) -> tuple[OpenAIEngine, dict]:
         model = self.spec.model if variant == "base" else variant[len("served:") :]
         if self.served and model not in self.served:
-            self.console.print(
-                f"[yellow]{variant}: the server lists {', '.join(self.served[:5])}, not {model!r}; trying anyway[/]"
-            )
+            listed = escape(f"{variant}: the server lists {', '.join(self.served[:5])}, not {model!r}")
+            self.console.print(f"[yellow]{listed}; trying anyway[/]")
         eng = OpenAIEngine(
             self.spec.base_url,
             model,
@@ -590,6 +651,8 @@ class OpenAIBackend:
             count_tokens=self.count_tokens,
             rng_seed=self.spec.seed,
             extra_body=self.spec.extra_body,
+            fmt=self.fmt,
+            thinking=self.spec.thinking,
         )
         info = {
             "engine": "openai",
@@ -599,6 +662,11 @@ class OpenAIBackend:
             "extra_body": self.spec.extra_body,
             "token_counts": self.tokenizer_source or "server usage or streamed deltas",
             "model": self.spec.model,
+            # rows whose server sent a reasoning field are "server-field"; the rest split by this
+            "reasoning_format": self.fmt.kind,
+            "reasoning_format_why": self.fmt.why
+            if self.tokenizer_source
+            else "no local tokenizer (--tokenizer): content without a reasoning field is split heuristically",
         }
         return eng, info
 
@@ -606,22 +674,23 @@ class OpenAIBackend:
         return None
 
 
-def _token_counter(spec) -> tuple[Callable[[str], int] | None, str | None]:
-    """The model's own tokenizer as a counter, when it can be loaded locally."""
+def _token_counter(spec) -> tuple[Callable[[str], int] | None, str | None, Any]:
+    """The model's own tokenizer as a counter (and the tokenizer), when it can be loaded locally."""
     from pathlib import Path
 
-    from ..models import PACKAGED, resolve_model
+    from ..models import PACKAGED, load_pretrained, resolve_model
 
     name = spec.tokenizer or spec.model
     local = name in PACKAGED or name.endswith(".gguf") or Path(name).expanduser().is_dir()
     if not (spec.tokenizer or local):
-        return None, None
+        return None, None, None
     from transformers import AutoTokenizer
 
     src = resolve_model(name)
     kw = {"gguf_file": src.gguf_file} if src.gguf_file else {}
     try:
-        tok = AutoTokenizer.from_pretrained(src.path, **kw)
+        tok = load_pretrained(AutoTokenizer.from_pretrained, src.path, "--tokenizer", **kw)
     except OSError as e:
-        raise UserError(f"--tokenizer {name!r}: cannot load it ({e})") from None
-    return (lambda text: len(tok.encode(text, add_special_tokens=False))), f"tokenizer of {name}"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"--tokenizer {name!r}: cannot load it ({first})") from None
+    return (lambda text: len(tok.encode(text, add_special_tokens=False))), f"tokenizer of {name}", tok

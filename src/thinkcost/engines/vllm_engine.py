@@ -20,9 +20,10 @@ from typing import Any
 
 from ..errors import UserError
 from ..models import ModelSource
-from ..reasoning import split_reasoning
+from ..reasoning import detect_format, render_prompt
 from . import ENGINES
 from .base import Completion, OnComplete, Request
+from .control import Vocab, tokens_covering
 
 
 def _import_vllm():
@@ -47,13 +48,17 @@ def unsupported(req: Request, engine: str) -> str | None:
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, llm: Any, thinking: str = "auto") -> None:
         self.llm = llm
         self.tok = llm.get_tokenizer()
+        self.thinking = thinking
+        self.fmt = detect_format(self.tok, thinking)  # from the rendered prompt, as the hf engine
+        eos = {self.tok.eos_token_id} if isinstance(self.tok.eos_token_id, int) else set()
+        self.vocab = Vocab.of(self.tok, eos, self.fmt)
         self._counter = 0
 
     def render(self, req: Request) -> list[int]:
-        text = self.tok.apply_chat_template(req.prompt_messages, add_generation_prompt=True, tokenize=False)
+        text = render_prompt(self.tok, req.prompt_messages, self.thinking)
         return list(self.tok.encode(text, add_special_tokens=False))
 
     def generate(
@@ -64,6 +69,12 @@ class VLLMEngine:
             why = unsupported(r, "vllm")
             if why:
                 raise ValueError(f"request {k}: {why}")
+            if r.stop and not self.fmt.heuristic:
+                # vLLM matches stop strings on the whole output, reasoning included
+                raise ValueError(
+                    f"request {k}: Request.stop: vLLM would stop inside the {self.fmt.kind} reasoning; "
+                    "stop strings need the hf or llamacpp engine for reasoning models"
+                )
         engine = self.llm.llm_engine
         meta: dict[str, tuple[int, int, int]] = {}  # vLLM request id -> (request index, sample, prompt len)
         for k, r in enumerate(requests):
@@ -79,7 +90,7 @@ class VLLMEngine:
                     seed=r.seed * 1_000_003 + i,
                     stop=list(r.stop) or None,
                     logprobs=0,
-                    skip_special_tokens=True,
+                    skip_special_tokens=not self.fmt.keep_special,
                 )
                 engine.add_request(rid, {"prompt_token_ids": ids}, params)
                 meta[rid] = (k, i, len(ids))
@@ -133,24 +144,24 @@ class VLLMEngine:
         self, out: Any, finish: str, prompt_len: int, latency: float, ttft: float, cost: float
     ) -> Completion:
         seq = out.outputs[0] if out is not None and out.outputs else None
-        ids = list(seq.token_ids) if seq is not None else []
-        text = self.tok.decode(ids, skip_special_tokens=True) if ids else ""
-        sp = split_reasoning(text, "length" if finish == "cancelled" else finish)
-        n_reason = (
-            len(ids)
-            if sp.think_unclosed
-            else len(self.tok.encode(text[: sp.answer_start], add_special_tokens=False))
-        )
+        all_ids = list(seq.token_ids) if seq is not None else []
+        ids = all_ids[:-1] if all_ids and all_ids[-1] in self.vocab.eos_ids else all_ids
+        text = self.vocab.decode(ids) if ids else ""
+        sp = self.fmt.split(text, "length" if finish == "cancelled" else finish)
+        n_reason = len(ids) if sp.think_unclosed else tokens_covering(self.vocab, ids, sp.answer_start)
         n_reason = min(n_reason, len(ids))
         lps = None
         if seq is not None and seq.logprobs:
-            lps = [float(step[t].logprob) for step, t in zip(seq.logprobs, ids, strict=False) if t in step]
+            lps = [
+                float(step[t].logprob) for step, t in zip(seq.logprobs, all_ids, strict=False) if t in step
+            ]
+        aligned = lps is not None and len(lps) == len(all_ids)
         return Completion(
             text=text,
             reasoning_text=sp.reasoning,
             answer_text=sp.answer,
             prompt_tokens=prompt_len,
-            completion_tokens=len(ids),
+            completion_tokens=len(all_ids),
             reasoning_tokens=n_reason,
             answer_tokens=len(ids) - n_reason,
             finish_reason=finish,
@@ -159,6 +170,9 @@ class VLLMEngine:
             cost_s=cost,
             think_unclosed=sp.think_unclosed,
             logprobs=lps,
+            reasoning_format=self.fmt.kind,
+            answer_logprobs=lps[n_reason : len(ids)] if aligned else None,
+            token_ids=ids,
         )
 
     def close(self) -> None:
@@ -179,6 +193,13 @@ class VLLMBackend:
             raise UserError(
                 f"variant {name!r} cannot run on the vllm engine: expected {VLLMBackend.variants_help}"
             )
+
+    @staticmethod
+    def fingerprint(spec, variant: str) -> dict:
+        """A checkpoint variant's rows depend on its files (checked on every rerun)."""
+        from ..hashing import path_hash
+
+        return {"checkpoint_sha256": path_hash(variant[5:])} if variant.startswith("ckpt:") else {}
 
     def __init__(self, spec, source: ModelSource | None, task, console) -> None:
         self.spec = spec
@@ -210,7 +231,10 @@ class VLLMBackend:
             "vllm": getattr(vllm, "__version__", None),
             "device": "cuda",
         }
-        return VLLMEngine(self.llm), info
+        engine = VLLMEngine(self.llm, thinking=self.spec.thinking)
+        info["reasoning_format"] = engine.fmt.kind
+        info["reasoning_format_why"] = engine.fmt.why
+        return engine, info
 
     def close(self) -> None:
         if self.llm is not None:

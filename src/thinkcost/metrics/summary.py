@@ -52,7 +52,9 @@ class VariantSummary:
     failed: int = 0  # samples whose request finally failed (counted wrong; a rerun retries them)
     forced_tokens_per_problem: float = 0.0
     pareto: bool = False  # on the accuracy-vs-tokens-per-problem frontier of all rows
-    bits_per_weight: float | None = None
+    bits_per_weight: float | None = None  # = bits_per_weight_layers (the name older readers know)
+    bits_per_weight_layers: float | None = None  # decoder blocks' Linear weights (README, "b/w")
+    bits_per_weight_model: float | None = None  # every parameter, embeddings and head included
     file_bytes: int | None = None  # GGUF variants: size of the file the engine ran
     proxy_loss: float | None = None  # sum of tr((W-Q) H (W-Q)^T) over layers, GPTQ/Babai variants
     quantize_s: float | None = None
@@ -171,13 +173,26 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
                 failed=int(d["failed"].sum()) if "failed" in d else 0,
                 **_calibration(d),
                 forced_tokens_per_problem=float(d["forced_tokens"].sum()) / n if n else 0.0,
-                bits_per_weight=vi.get("bits_per_weight"),
+                **_bits_per_weight(vi),
                 file_bytes=vi.get("file_bytes"),
                 proxy_loss=vi.get("proxy_loss"),
                 quantize_s=vi.get("quantize_s"),
             )
         )
     return rows
+
+
+def _bits_per_weight(vi: dict[str, Any]) -> dict[str, float | None]:
+    """Both b/w figures of a variant's info. A store written before there were two has only
+    `bits_per_weight`: the layers figure on the hf engine, but every tensor of the file on the
+    llamacpp engine (what gguf_stats counted then), so it is read back as that figure."""
+    layers, model = vi.get("bits_per_weight_layers"), vi.get("bits_per_weight_model")
+    if layers is None and model is None and vi.get("bits_per_weight") is not None:
+        if vi.get("engine") == "llamacpp" or "gguf_type" in vi:
+            model = vi["bits_per_weight"]
+        else:
+            layers = vi["bits_per_weight"]
+    return {"bits_per_weight": layers, "bits_per_weight_layers": layers, "bits_per_weight_model": model}
 
 
 def _calibration(d: pd.DataFrame) -> dict[str, float | None]:

@@ -10,11 +10,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from thinkcost.errors import UserError
+from thinkcost.quant.bits import BitsError, check_bits
 from thinkcost.quant.rtn import quantize_rtn
 
 
@@ -45,10 +47,13 @@ def _base(name: str, m: re.Match[str]) -> VariantSpec:
     return VariantSpec(name=name, method="base")
 
 
+def _wg(name: str, m: re.Match[str]) -> tuple[int, int]:
+    """Bits and group of a `…-w{bits}g{group}` name; fake quantization takes any FAKE_QUANT_BITS."""
+    return check_bits(int(m["bits"]), field=f"variant {name!r}"), int(m["group"])
+
+
 def _rtn(name: str, m: re.Match[str]) -> VariantSpec:
-    bits, group = int(m["bits"]), int(m["group"])
-    if not 2 <= bits <= 8:
-        raise ValueError("bits must be 2..8")
+    bits, group = _wg(name, m)
     return VariantSpec(
         name=name,
         method="rtn",
@@ -69,15 +74,8 @@ _VARIANTS: list[tuple[re.Pattern[str], _Builder, str]] = [
 ]
 
 
-def _wg(m: re.Match[str]) -> tuple[int, int]:
-    bits, group = int(m["bits"]), int(m["group"])
-    if not 2 <= bits <= 8:
-        raise ValueError("bits must be 2..8")
-    return bits, group
-
-
 def _gptq(name: str, m: re.Match[str]) -> VariantSpec:
-    bits, group = _wg(m)
+    bits, group = _wg(name, m)
     order = "act-order" if m["act"] else "natural"
     return VariantSpec(
         name=name, method="gptq", bits=bits, group_size=group, sym=m["asym"] is None, order=order
@@ -94,7 +92,7 @@ _ORDERS = {
 
 
 def _babai(name: str, m: re.Match[str]) -> VariantSpec:
-    bits, group = _wg(m)
+    bits, group = _wg(name, m)
     order = _ORDERS.get(m["order"] or "natural")
     if order is None:
         raise ValueError(f"order must be one of {', '.join(sorted(set(_ORDERS)))}")
@@ -130,6 +128,8 @@ def parse_variant(name: str) -> VariantSpec:
         if m is not None:
             try:
                 return build(name, m)
+            except BitsError:
+                raise  # already one line naming the variant and the allowed widths
             except ValueError as e:
                 raise UserError(f"unknown variant {name!r}: {e}; {expected}") from None
     raise UserError(f"unknown variant {name!r}; {expected}")
@@ -189,26 +189,34 @@ def quantize_model_(
     RTN touches every Linear but the LM head (unless `-head`); GPTQ/Babai run block by block
     over the transformer blocks on `calib` token ids; `ckpt:PATH` loads a GPTQ checkpoint's
     quantized Linear weights into the model. Returns {n_layers, n_weights,
-    bits_per_weight_effective, seconds, ...}. The effective bits count one fp16 scale and one
-    fp16 zero per group: bits + 32 / group_size, with group_size = in_features for
-    per-channel; averaged over the quantized weights. None for `base`.
+    bits_per_weight_effective, bits_per_weight_layers, bits_per_weight_model, seconds, ...}.
+    A quantized weight costs its bits plus one fp16 scale and one fp16 zero per group:
+    bits + 32 / group_size, with group_size = in_features for per-channel. "effective" averages
+    that over the quantized weights (None for `base`); "layers" and "model" are the two figures
+    of `bits_per_weight_figures`, which every variant has (base included).
     """
     t0 = time.perf_counter()
     if spec.method == "base":
-        return {"n_layers": 0, "n_weights": 0, "bits_per_weight_effective": None, "seconds": 0.0}
+        return {"n_layers": 0, "n_weights": 0, "bits_per_weight_effective": None, "seconds": 0.0} | (
+            bits_per_weight_figures(model, {})
+        )
     if spec.method == "ckpt":
         from .checkpoint import load_gptq_into_
 
         qcfg = load_gptq_into_(model, spec.path, quantized_only=True)
         bits, group = int(qcfg["bits"]), int(qcfg.get("group_size", -1))
+        stored = {
+            f"{name}.weight": bits + 32 / (group if group > 0 else model.get_submodule(name).in_features)
+            for name in _checkpoint_layers(spec.path)
+        }
         return {
-            "n_layers": None,
-            "n_weights": None,
+            "n_layers": len(stored),
+            "n_weights": sum(model.get_parameter(k).numel() for k in stored),
             "checkpoint": spec.path,
             "quantize_config": qcfg,
-            "bits_per_weight_effective": bits + (32 / group if group > 0 else 0.0),
+            "bits_per_weight_effective": _mean_bits(model, stored),
             "seconds": time.perf_counter() - t0,
-        }
+        } | bits_per_weight_figures(model, stored)
     if spec.needs_calibration:
         return _quantize_hessian_(model, spec, calib, on_block, t0)
     if spec.method != "rtn":
@@ -231,19 +239,17 @@ def quantize_model_(
             head_mod.weight = nn.Parameter(old.detach().clone(), requires_grad=old.requires_grad)
             _set_tie_flag(model, False)
 
-    n_weights, total_bits = 0, 0.0
-    for _, mod in layers:
+    stored: dict[str, float] = {}
+    for name, mod in layers:
         res = quantize_rtn(mod.weight, spec.bits, spec.group_size, spec.sym)
         mod.weight.copy_(res.dequant.to(mod.weight.dtype))
-        numel = mod.weight.numel()
-        n_weights += numel
-        total_bits += numel * (spec.bits + 32 / (spec.group_size or mod.in_features))
+        stored[f"{name}.weight"] = spec.bits + 32 / (spec.group_size or mod.in_features)
     return {
         "n_layers": len(layers),
-        "n_weights": n_weights,
-        "bits_per_weight_effective": total_bits / n_weights if n_weights else None,
+        "n_weights": sum(mod.weight.numel() for _, mod in layers),
+        "bits_per_weight_effective": _mean_bits(model, stored),
         "seconds": time.perf_counter() - t0,
-    }
+    } | bits_per_weight_figures(model, stored)
 
 
 def _quantize_hessian_(model, spec: VariantSpec, calib, on_block, t0: float) -> dict:
@@ -263,20 +269,74 @@ def _quantize_hessian_(model, spec: VariantSpec, calib, on_block, t0: float) -> 
             )
     solve = SOLVERS[spec.method]
     layers = quantize_sequential_(model, calib, lambda W, H, _name: solve(W, H, cfg), on_block=on_block)
-    n_weights = sum(r.codes.numel() for r in layers.values())
-    total_bits = sum(
-        r.codes.numel() * (spec.bits + 32 / (spec.group_size or r.codes.shape[1])) for r in layers.values()
-    )
+    stored = {
+        f"{name}.weight": spec.bits + 32 / (spec.group_size or r.codes.shape[1]) for name, r in layers.items()
+    }
     return {
         "n_layers": len(layers),
-        "n_weights": n_weights,
-        "bits_per_weight_effective": total_bits / n_weights if n_weights else None,
+        "n_weights": sum(r.codes.numel() for r in layers.values()),
+        "bits_per_weight_effective": _mean_bits(model, stored),
+        **bits_per_weight_figures(model, stored),
         "proxy_loss": float(sum(r.proxy_loss for r in layers.values())),
         "calib_shape": list(calib.shape),
         "order": spec.order,
         "seconds": time.perf_counter() - t0,
         "layers": layers,
     }
+
+
+def _checkpoint_layers(path: str | None) -> set[str]:
+    """Names of the Linear layers a GPTQ checkpoint stores packed (read from the headers only)."""
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for f in sorted(Path(str(path)).glob("*.safetensors")):
+        with safe_open(str(f), "pt") as h:
+            keys = h.keys()  # a safe_open handle is not itself iterable
+        names |= {k.removesuffix(".qweight") for k in keys if k.endswith(".qweight")}
+    return names
+
+
+def _mean_bits(model: nn.Module, stored: dict[str, float]) -> float | None:
+    """Bits per weight averaged over the quantized weights only (`bits_per_weight_effective`)."""
+    sizes = {k: model.get_parameter(k).numel() for k in stored}
+    n = sum(sizes.values())
+    return sum(stored[k] * sizes[k] for k in stored) / n if n else None
+
+
+def bits_per_weight_figures(model: nn.Module, stored: dict[str, float]) -> dict[str, float | None]:
+    """The two bits-per-weight figures of a variant, defined alike for hf and GGUF variants.
+
+    Two, because one number cannot say both "how finely are the quantized layers stored" and
+    "how big is the model": RTN counts only the Linear weights it touches, a GGUF file counts
+    every tensor (embeddings, norms, a head at 6-8 bits), and the two used to be compared.
+    - `bits_per_weight_layers`: over the weights of the Linear layers inside the decoder blocks
+      (q/k/v/o/gate/up/down; GGUF's blk.*.attn_*/ffn_* weights).
+    - `bits_per_weight_model`: over every parameter (embeddings, norms, biases, LM head; a tied
+      embedding counted once, as `named_parameters` yields it once).
+    `stored` maps a parameter name to the bits per weight it is stored at once quantized; every
+    other parameter counts at the width of the dtype it is held in (32 for float32).
+    """
+    from .sequential import decoder_blocks
+
+    try:
+        prefix, blocks = decoder_blocks(model)
+    except UserError:  # no block stack we recognise: no layers figure
+        prefix, blocks = "", nn.ModuleList()
+    in_layers = {
+        f"{prefix}.{i}.{name}.weight"
+        for i, block in enumerate(blocks)
+        for name, mod in block.named_modules()
+        if isinstance(mod, nn.Linear)
+    }
+    bits = {"layers": 0.0, "model": 0.0}
+    count = {"layers": 0, "model": 0}
+    for name, p in model.named_parameters():
+        b = stored.get(name, p.element_size() * 8) * p.numel()
+        for part in ("layers", "model") if name in in_layers else ("model",):
+            bits[part] += b
+            count[part] += p.numel()
+    return {f"bits_per_weight_{k}": bits[k] / count[k] if count[k] else None for k in bits}
 
 
 def snapshot_linear_weights(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -64,9 +64,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from thinkcost.errors import UserError
+from thinkcost.quant.bits import check_bits
 
 Format = Literal["gptq", "gptq_v2"]
-SUPPORTED_BITS = (2, 3, 4, 8)
 _FORMATS = ("gptq", "gptq_v2")
 _QUANT_SUFFIXES = ("qweight", "qzeros", "scales", "g_idx")
 
@@ -81,11 +81,6 @@ class QuantLike(Protocol):
 
 
 # ---------------------------------------------------------------- bit packing
-
-
-def _check_bits(bits: int) -> None:
-    if bits not in SUPPORTED_BITS:
-        raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
 
 
 def _pack_last(values: torch.Tensor, bits: int) -> torch.Tensor:
@@ -122,7 +117,7 @@ def _check_range(name: str, t: torch.Tensor, lo: int, hi: int, hint: str = "") -
 
 def pack_qweight(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Pack [out, in] codes into the ecosystem's qweight [in*bits/32, out] int32 (packed over in)."""
-    _check_bits(bits)
+    check_bits(bits, checkpoint=True)
     if codes.dim() != 2:
         raise ValueError(f"codes must be 2-D [out, in], got shape {tuple(codes.shape)}")
     in_f = codes.shape[1]
@@ -134,7 +129,7 @@ def pack_qweight(codes: torch.Tensor, bits: int) -> torch.Tensor:
 
 def unpack_qweight(qweight: torch.Tensor, bits: int, in_features: int) -> torch.Tensor:
     """Unpack qweight [in*bits/32, out] int32 back to codes [out, in] int32."""
-    _check_bits(bits)
+    check_bits(bits, checkpoint=True)
     if qweight.dim() != 2 or in_features % 32 or qweight.shape[0] != in_features * bits // 32:
         raise ValueError(
             f"qweight shape {tuple(qweight.shape)} does not fit in_features={in_features} at "
@@ -148,7 +143,7 @@ def pack_qzeros(zeros: torch.Tensor, bits: int, format: Format = "gptq") -> torc
 
     format "gptq" (v1) stores zero - 1, so zeros must lie in [1, 2^bits]; "gptq_v2" stores zero.
     """
-    _check_bits(bits)
+    check_bits(bits, checkpoint=True)
     if format not in _FORMATS:
         raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
     if zeros.dim() != 2:
@@ -172,7 +167,7 @@ def unpack_qzeros(qzeros: torch.Tensor, bits: int, format: Format = "gptq") -> t
     format "gptq" adds back the v1 offset (field + 1, as every v1 loader does); "gptq_v2"
     returns the stored fields as they are (so it also shows a v1 file's raw zero - 1).
     """
-    _check_bits(bits)
+    check_bits(bits, checkpoint=True)
     if format not in _FORMATS:
         raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
     if qzeros.dim() != 2 or qzeros.shape[1] % bits:
@@ -284,7 +279,7 @@ def export_gptq(
     group_size 0 or -1 means per output channel. Every other state-dict tensor is stored in
     float16, a tied LM head once (as the embedding).
     """
-    _check_bits(bits)
+    check_bits(bits, checkpoint=True)
     if checkpoint_format not in _FORMATS:
         raise ValueError(f"checkpoint_format must be one of {_FORMATS}, got {checkpoint_format!r}")
     if not 0 < damp_percent < 1:
@@ -388,9 +383,7 @@ def _import(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, set[str]]:
     method = str(qcfg.get("quant_method") or qcfg.get("method") or "gptq").lower()
     if method != "gptq":
         raise UserError(f"{cfg_file}: quant_method is {method!r}; only 'gptq' checkpoints can be read")
-    bits = qcfg.get("bits")
-    if bits not in SUPPORTED_BITS:
-        raise UserError(f"{cfg_file}: bits={bits!r} is not supported; expected one of {SUPPORTED_BITS}")
+    bits = check_bits(qcfg.get("bits"), field=f"{cfg_file}: bits", checkpoint=True)
     group_size = qcfg.get("group_size", -1)
     if not isinstance(group_size, int) or (group_size <= 0 and group_size != -1):
         raise UserError(f"{cfg_file}: group_size={group_size!r}; expected a positive int or -1")

@@ -9,13 +9,17 @@ differ from base only by llama.cpp's quantization, on either engine.
 
 Why report bits per weight: llama.cpp falls back to other types for tensors whose rows do not
 fit a K-quant block (Qwen2.5-0.5B's 896-wide rows), so a "Q3_K_S" file is not 3.4 bits per
-weight. `gguf_stats` reads the real types and sizes back from the written file.
+weight. `gguf_stats` reads the real types and sizes back from the written file, and gives the
+two figures hf variants also have (quant.apply.bits_per_weight_figures): over the decoder
+blocks' Linear weights (`blk.N.attn_q/k/v/qkv/output.weight`, `blk.N.ffn_gate/up/down.weight`),
+and over every tensor of the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -27,6 +31,8 @@ from ..errors import UserError
 
 # The header fields every GGUF reader synthesises; the writer adds its own.
 _SYNTHETIC = ("GGUF.version", "GGUF.tensor_count", "GGUF.kv_count", "general.architecture")
+# GGUF names of the decoder blocks' Linear weights (llama.cpp's tensor naming, gguf-py MODEL_TENSOR)
+LAYER_TENSOR = re.compile(r"blk\.\d+\.(attn_(q|k|v|qkv|output)|ffn_(gate|up|down))\.weight")
 
 
 @dataclass(frozen=True)
@@ -37,33 +43,44 @@ class GGUFStats:
     file_bytes: int
     tensor_bytes: int
     n_params: int
-    bits_per_weight: float  # tensor bytes * 8 / parameters (llama.cpp's BPW)
+    bits_per_weight_model: float  # every tensor: tensor bytes * 8 / parameters (llama.cpp's BPW)
+    bits_per_weight_layers: float | None  # the LAYER_TENSOR weights only; None if the file has none
     types: dict[str, int]  # tensor type -> number of tensors
     type_params: dict[str, float]  # tensor type -> share of parameters
+
+    @property
+    def bits_per_weight(self) -> float:
+        """The whole-file figure, under the name this class always had (llama.cpp's BPW)."""
+        return self.bits_per_weight_model
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def gguf_stats(path: str | Path) -> GGUFStats:
+    """Size, types and both bits-per-weight figures, read back from the file llama.cpp wrote."""
     from gguf import GGUFReader
 
     r = GGUFReader(str(path))
     counts: Counter[str] = Counter()
     params: Counter[str] = Counter()
-    n = nbytes = 0
+    n = nbytes = layer_n = layer_bytes = 0
     for t in r.tensors:
         name = t.tensor_type.name
         counts[name] += 1
         params[name] += int(t.n_elements)
         n += int(t.n_elements)
-        nbytes += int(t.n_bytes)
+        nbytes += int(t.n_bytes)  # the reader's size from the type's GGML block size
+        if LAYER_TENSOR.fullmatch(t.name):
+            layer_n += int(t.n_elements)
+            layer_bytes += int(t.n_bytes)
     return GGUFStats(
         path=str(path),
         file_bytes=Path(path).stat().st_size,
         tensor_bytes=nbytes,
         n_params=n,
-        bits_per_weight=nbytes * 8 / max(n, 1),
+        bits_per_weight_model=nbytes * 8 / max(n, 1),
+        bits_per_weight_layers=layer_bytes * 8 / layer_n if layer_n else None,
         types=dict(sorted(counts.items())),
         type_params={k: v / max(n, 1) for k, v in sorted(params.items())},
     )

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import torch
 
+from thinkcost.quant.bits import check_bits
+
 ORDERS = ("natural", "act-order", "reverse", "min-pivot")
 MSE_SHRINKS = tuple(1 - i / 100 for i in range(21))  # range shrink factors 1.00, 0.99, ..., 0.80
 MSE_NORM = 2.4  # error exponent of the clipping search, as in the reference `find_params`
@@ -53,7 +55,7 @@ FP16_MIN, FP16_MAX = 2.0**-24, 65504.0  # smallest positive (subnormal) and larg
 class GPTQConfig:
     """Every knob of GPTQ (and Babai) in one validated place; errors name the field and range."""
 
-    bits: int = 4  # 2..8; codes in [0, 2^bits - 1]
+    bits: int = 4  # quant.bits.FAKE_QUANT_BITS (2..8); codes in [0, 2^bits - 1]
     group_size: int = 128  # 0 = one group per output row (per channel); else must divide in_features
     sym: bool = True  # symmetric grid (zero = 2^(bits-1)) or asymmetric (0 exactly representable)
     order: str = "natural"  # natural | act-order | reverse | min-pivot (see column_order)
@@ -64,8 +66,7 @@ class GPTQConfig:
     clip: bool = True  # clamp codes into [0, 2^bits - 1]; False = unbounded grid (theory tests)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bits, int) or not 2 <= self.bits <= 8:
-            raise ValueError(f"bits must be an integer in 2..8, got {self.bits!r}")
+        check_bits(self.bits)
         if not isinstance(self.group_size, int) or self.group_size < 0:
             raise ValueError(f"group_size must be an integer >= 0 (0 = per channel), got {self.group_size!r}")
         if self.order not in ORDERS:

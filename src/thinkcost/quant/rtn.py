@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from thinkcost.quant.bits import check_bits
+
 
 @dataclass(frozen=True)
 class QuantResult:
@@ -43,8 +45,7 @@ class QuantResult:
 
 def check_rtn_args(bits: int, group_size: int, in_features: int) -> None:
     """Reject a bit width or group size before any work, with the sizes in the message."""
-    if not 2 <= bits <= 8:
-        raise ValueError(f"bits must be in 2..8, got {bits}")
+    check_bits(bits)
     if group_size < 0:
         raise ValueError(f"group_size must be >= 0 (0 = per channel), got {group_size}")
     if group_size and in_features % group_size:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import UserError
 from ..metrics.outcomes import outcomes
@@ -334,12 +335,12 @@ def comparison_cells(cmp: Comparison) -> list[dict[str, str]]:
 
 def comparison_table(cmp: Comparison) -> Table:
     cells = comparison_cells(cmp)
-    t = Table(title=f"{cmp.a.run_name} (A) vs {cmp.b.run_name} (B)", caption="\n".join(cmp.notes))
+    t = Table(title=Text(f"{cmp.a.run_name} (A) vs {cmp.b.run_name} (B)"), caption=Text("\n".join(cmp.notes)))
     for col in CELL_COLUMNS:
         t.add_column(col, justify="left" if col in ("variant", "strategy", "metric") else "right")
     for c in cells:
         style = "bold" if c["significant"] == "yes" else None
-        t.add_row(*c.values(), style=style)
+        t.add_row(*(Text(v) for v in c.values()), style=style)
     return t
 
 

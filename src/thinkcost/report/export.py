@@ -37,7 +37,10 @@ EXPORT_COLUMNS: dict[str, str] = {
     "reasoning_tokens": "tokens of the reasoning part",
     "answer_tokens": "tokens of the answer part",
     "finish_reason": "stop, length (hit the cap), cancelled (short-m@k) or error",
-    "think_unclosed": "whether a <think> block was never closed",
+    "think_unclosed": "whether the reasoning never ended (no </think> / no final channel)",
+    "reasoning_format": "the format that split this row (think-in-prompt, think-in-output, harmony, "
+    "server-field, none = heuristic)",
+    "token_source": "where the token counts came from: tokenizer (the model's own), usage (server), deltas",
     "latency_s": "seconds until this sample finished",
     "ttft_s": "seconds to the first token",
     "cost_s": "this sample's share of the batch's wall time (shares add up to it)",
@@ -86,6 +89,8 @@ def export_frame(store: Store, run_id: str) -> pd.DataFrame:
         repetition=gens["reasoning_text"].map(repetition_score).astype(float),
         correct=gens["correct"].astype(bool),
         think_unclosed=gens["think_unclosed"].astype(bool),
+        # rows stored before formats existed were split by the `none` rules
+        reasoning_format=gens["reasoning_format"].fillna("none"),
     )
     gens = gens.sort_values(["_v", "variant", "strategy", "problem_position", "sample"], kind="stable")
     return gens[list(EXPORT_COLUMNS)].reset_index(drop=True)

@@ -233,19 +233,33 @@ def _pct(x: Any) -> float | None:
     return None if f is None else 100 * f
 
 
+def _bpw(r: dict[str, Any], part: str) -> Any:
+    """The "layers" or "model" b/w of a row. A summary.json from before there were two figures
+    has only `bits_per_weight`: the layers figure, but every tensor on GGUF rows (file_bytes set)."""
+    if "bits_per_weight_layers" in r or "bits_per_weight_model" in r:
+        return r.get(f"bits_per_weight_{part}")
+    return r.get("bits_per_weight") if (part == "model") == bool(r.get("file_bytes")) else None
+
+
 # (header, tooltip, kind, text(row), sort value(row)); kind "num" sorts numerically.
 COLUMNS: list[tuple[str, str, str, Any, Any]] = [
     ("variant", "model variant", "text", lambda r: r["name"], lambda r: r["name"]),
     ("strategy", "decoding strategy", "text", lambda r: r["strategy"], lambda r: r["strategy"]),
     (
-        "bits/weight",
-        "storage bits per weight (file size for GGUF variants)",
+        "b/w layers",
+        "bits per weight of the decoder blocks' Linear weights (q/k/v/o/gate/up/down), scales included",
+        "num",
+        lambda r: _fmt(_bpw(r, "layers")),
+        lambda r: _sort(_bpw(r, "layers")),
+    ),
+    (
+        "b/w model",
+        "bits per weight over every parameter: embeddings, norms, LM head (file size for GGUF variants)",
         "num",
         lambda r: (
-            _fmt(r.get("bits_per_weight"))
-            + (f" · {r['file_bytes'] / 1e6:.0f} MB" if r.get("file_bytes") else "")
+            _fmt(_bpw(r, "model")) + (f" · {r['file_bytes'] / 1e6:.0f} MB" if r.get("file_bytes") else "")
         ),
-        lambda r: _sort(r.get("bits_per_weight")),
+        lambda r: _sort(_bpw(r, "model")),
     ),
     ("n", "problems compared", "num", lambda r: str(r["n"]), lambda r: _sort(r["n"])),
     (
@@ -504,7 +518,11 @@ def _meta_section(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     if skipped:
         items.append(("skipped rows", f"{len(skipped)} malformed input row(s) skipped"))
     lis = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in items)
-    notes = "".join(f'<p class="note">{esc(str(meta[k]))}</p>' for k in ("note", "base_note") if meta.get(k))
+    notes = "".join(
+        f'<p class="note">{esc(str(meta[k]))}</p>'
+        for k in ("reasoning_note", "note", "base_note")
+        if meta.get(k)
+    )
     failed = sum(int(r.get("failed") or 0) for r in rows)
     if failed:
         notes += f'<p class="warn">{failed} sample(s) failed on the server and count as wrong: rerun to retry them.</p>'

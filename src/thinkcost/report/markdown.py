@@ -55,7 +55,7 @@ def rows_to_markdown(rows: list[VariantSummary], meta: dict[str, Any]) -> str:
     skipped = meta.get("skipped_rows") or []
     if skipped:
         caption.append(f"{len(skipped)} malformed data row(s) skipped.")
-    caption += [str(meta[k]) for k in ("note", "base_note") if meta.get(k)]
+    caption += [str(meta[k]) for k in ("reasoning_note", "note", "base_note") if meta.get(k)]
     return f"{title}\n\n{table}\n\n{' '.join(caption)}\n"
 
 

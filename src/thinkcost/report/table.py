@@ -5,10 +5,12 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from ..metrics.summary import VariantSummary
 
@@ -85,7 +87,8 @@ def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
     return out
 
 
-def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
+def rich_table(rows: list[VariantSummary], title: str, reference: str, notes: Sequence[str] = ()) -> Table:
+    """The summary table; `notes` (e.g. the reasoning split the figures rest on) go under it."""
     cells = rows_for_display(rows)
     failed = sum(getattr(r, "failed", 0) for r in rows)
     caption = (
@@ -94,11 +97,14 @@ def rich_table(rows: list[VariantSummary], title: str, reference: str) -> Table:
     )
     if failed:
         caption += f"\n{failed} sample(s) failed on the server and count as wrong: rerun to retry them"
-    t = Table(title=title, caption=caption)
+    for note in notes:
+        if note:
+            caption += "\n" + note
+    t = Table(title=Text(title), caption=Text(caption))  # names and labels are data, never markup
     for col in cells[0] if cells else []:
         t.add_column(col, justify="left" if col == "variant" else "right", no_wrap=col == "variant")
     for c in cells:
-        t.add_row(*c.values())
+        t.add_row(*(Text(v) for v in c.values()))
     return t
 
 
@@ -165,11 +171,18 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{t
 
 
 def _size_label(r: VariantSummary) -> str:
-    """ " (4.00 b/w)", plus the file size for variants that are files (GGUF)."""
-    if not r.bits_per_weight:
-        return ""
-    size = getattr(r, "file_bytes", None)
-    return f" ({r.bits_per_weight:.2f} b/w" + (f", {size / 1e6:.0f} MB)" if size else ")")
+    """ " (5.00 b/w layers, 12.4 model)": both figures of README "b/w" (either may be missing in
+    an older store), plus the file size for variants that are files (GGUF)."""
+    layers = getattr(r, "bits_per_weight_layers", None) or getattr(r, "bits_per_weight", None)
+    model = getattr(r, "bits_per_weight_model", None)
+    parts = []
+    if layers:
+        parts.append(f"{layers:.2f} b/w layers")
+    if model:
+        parts.append(f"{model:.1f} model" if layers else f"{model:.2f} b/w model")
+    if parts and (size := getattr(r, "file_bytes", None)):
+        parts.append(f"{size / 1e6:.0f} MB")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def robustness_table(records: list[dict[str, Any]]) -> Table:
@@ -188,12 +201,25 @@ def robustness_table(records: list[dict[str, Any]]) -> Table:
     for r in records:
 
         def cell(part: str, r=r) -> str:
+            n = r.get(part + "_n", r["n"])
+            if not n:
+                return "n/a (heuristic split)"
             return (
                 f"{_num(100 * r[part + '_rate'], pct)}%"
-                f"{_ci(100 * r[part + '_ci_low'], 100 * r[part + '_ci_high'], pct)} {r[part]}/{r['n']}"
+                f"{_ci(100 * r[part + '_ci_low'], 100 * r[part + '_ci_high'], pct)} {r[part]}/{n}"
             )
 
         t.add_row(
-            r["variant"], r["strategy"], str(r["n"]), cell("attack"), cell("reasoning_leak"), cell("leak_any")
+            *(
+                Text(x)
+                for x in (
+                    r["variant"],
+                    r["strategy"],
+                    str(r["n"]),
+                    cell("attack"),
+                    cell("reasoning_leak"),
+                    cell("leak_any"),
+                )
+            )
         )
     return t

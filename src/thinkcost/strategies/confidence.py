@@ -133,19 +133,17 @@ def strip_confidence(text: str) -> str:
 CONFIDENCE_MODES = ("none", "verbal", "logprob")
 
 
-def sample_confidence(
-    mode: str, answer_text: str, logprobs: list[float] | None, answer_tokens: int
-) -> float | None:
+def sample_confidence(mode: str, answer_text: str, answer_logprobs: list[float] | None) -> float | None:
     """The confidence stored with a generation under `--confidence MODE`: the stated one
-    (verbal), or exp(mean log-probability) of the answer's tokens (logprob; the answer is the
-    completion's last `answer_tokens` tokens, whose logprobs close the list when no token was
-    forced after them). None when there is nothing to read."""
+    (verbal), or exp(mean log-probability) of the answer's own model-chosen tokens (logprob;
+    the engine finds them by position, so neither the EOS, nor tokens forced by budget
+    forcing, nor the end of the reasoning enter the mean). None when there is nothing to read."""
     if mode == "verbal":
         return parse_verbal_confidence(answer_text)
     if mode == "logprob":
         from ..metrics.calibration import logprob_confidence
 
-        if not logprobs or answer_tokens <= 0:
+        if not answer_logprobs:
             return None
-        return logprob_confidence(list(logprobs[-min(answer_tokens, len(logprobs)) :]))
+        return logprob_confidence(list(answer_logprobs))
     return None

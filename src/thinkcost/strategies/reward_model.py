@@ -14,6 +14,7 @@ import os
 import torch
 
 from ..errors import UserError
+from ..models import load_pretrained
 
 EXPECTED = "a Hugging Face sequence-classification reward model (local dir or hub id)"
 _HUGE = 10**6  # tokenizers without a real limit report ~1e30 as model_max_length
@@ -48,11 +49,14 @@ class RewardModel:
         looks_local = os.path.isabs(name_or_path) or name_or_path.startswith((".", "~"))
         if looks_local and not os.path.isdir(os.path.expanduser(name_or_path)):
             raise UserError(f"reward model {name_or_path!r}: no such directory; expected {EXPECTED}")
+        path = os.path.expanduser(name_or_path)
         try:
-            tok = AutoTokenizer.from_pretrained(os.path.expanduser(name_or_path))
-            model = AutoModelForSequenceClassification.from_pretrained(
-                os.path.expanduser(name_or_path), dtype=torch_dtype
+            tok = load_pretrained(AutoTokenizer.from_pretrained, path, "reward model")
+            model = load_pretrained(
+                AutoModelForSequenceClassification.from_pretrained, path, "reward model", dtype=torch_dtype
             )
+        except UserError:  # the hub was unreachable, or the repo is missing or gated: already one line
+            raise
         except Exception as e:  # transformers raises OSError, ValueError, KeyError, ... here
             raise UserError(
                 f"reward model {name_or_path!r} could not be loaded ({_first_line(e)}); expected {EXPECTED}"
