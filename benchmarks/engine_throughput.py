@@ -17,12 +17,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from thinkcost.engines.base import Request
 from thinkcost.engines.hf import HFEngine, load_hf
 from thinkcost.models import resolve_model
-from thinkcost.runner import run
+from thinkcost.pipeline import run
 from thinkcost.spec import build_spec
 from thinkcost.tasks import get_task
+from thinkcost.types import Request
 
 
 def sequential_generate(model, tok, engine: HFEngine, reqs: list[Request]) -> tuple[int, float]:

@@ -29,13 +29,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from thinkcost.engines.base import Request
 from thinkcost.engines.llamacpp import LlamaCppBackend, LlamaCppEngine
 from thinkcost.models import resolve_model
-from thinkcost.runner import run
+from thinkcost.pipeline import run
 from thinkcost.spec import RunSpec
 from thinkcost.store import Store
 from thinkcost.tasks import get_task
+from thinkcost.types import Request
 
 console = Console(width=150)
 

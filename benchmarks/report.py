@@ -21,14 +21,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from thinkcost.engines.base import Completion
 from thinkcost.metrics.scaling import scaling_curves
+from thinkcost.report.build import build_report, stored_strategies
 from thinkcost.report.html import plotly_js, render_report
 from thinkcost.report.table import summary_html
-from thinkcost.runner import build_report, stored_strategies
 from thinkcost.store import Store
 from thinkcost.strategies import SamplingOptions, describe, parse_strategy
-from thinkcost.tasks.base import Problem, Verdict
+from thinkcost.types import Completion, Problem, Verdict
 
 RUN = "bench"
 TARGET_S = 10.0

@@ -21,7 +21,8 @@ from rich.table import Table
 from thinkcost.engines.hf import HFEngine, load_hf
 from thinkcost.metrics.scaling import scaling_curves
 from thinkcost.models import resolve_model
-from thinkcost.runner import run, stored_strategies
+from thinkcost.pipeline import run
+from thinkcost.report.build import stored_strategies
 from thinkcost.spec import build_spec
 from thinkcost.store import Store
 

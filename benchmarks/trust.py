@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from thinkcost.metrics.calibration import calibration_summary
+from thinkcost.pipeline import run
 from thinkcost.report.table import robustness_table
-from thinkcost.runner import run
 from thinkcost.spec import RunSpec
 from thinkcost.store import Store
 

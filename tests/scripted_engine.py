@@ -32,9 +32,9 @@ import inspect
 import re
 from collections.abc import Callable, Sequence
 
-from thinkcost.engines.base import THINK_CLOSE, Completion, OnComplete, Request
 from thinkcost.engines.control import RowControl, ShortMK, Vocab, complete, plan_batches
 from thinkcost.reasoning import NONE, ReasoningFormat, format_of
+from thinkcost.types import THINK_CLOSE, Completion, OnComplete, Request
 
 STEP_S = 0.01
 EOS = "<eos>"

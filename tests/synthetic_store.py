@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from thinkcost.engines.base import Completion
 from thinkcost.store import Store
-from thinkcost.tasks.base import Problem, Verdict
+from thinkcost.types import Completion, Problem, Verdict
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import pytest
 
 from cli_run import cli as _cli
 from cli_run import one_line_error as _one_line_error
+from thinkcost.engines import engine_meta
 from thinkcost.errors import UserError
-from thinkcost.spec import DEFAULT_VARIANTS, build_spec, load_spec_file
+from thinkcost.spec import build_spec, load_spec_file
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_spec_file_values_and_flags_merge(tmp_path):
     f.write_text("model: smollm2-135m\nvariants: base,rtn-w4g32\nlimit: 5\ntask_options: {max_ops: 2}\n")
     spec = build_spec(load_spec_file(f), {"limit": 7, "seed": None})
     assert spec.variants == ["base", "rtn-w4g32"] and spec.limit == 7 and spec.task_options == {"max_ops": 2}
-    assert build_spec({}, {}).variants == DEFAULT_VARIANTS
+    assert build_spec({}, {}).variants == list(engine_meta("hf").default_variants)
 
 
 def test_run_identity_ignores_resumable_knobs_but_not_generation_knobs():

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from scripted_engine import STEP_S, ScriptedEngine, WordTokenizer
-from thinkcost.engines.base import Request
 from thinkcost.engines.control import Vocab, penalty_rules, plan_batches
+from thinkcost.types import Request
 
 
 def words(text: str) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thinkcost.engines.base import Request
 from thinkcost.engines.hf import HFEngine, _Row
 from thinkcost.tasks import get_task
+from thinkcost.types import Request
 
 PROMPTS = [
     "What is 12 + 7? Put the answer in \\boxed{}.",

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from thinkcost.engines.base import Request
 from thinkcost.errors import UserError
 from thinkcost.models import resolve_model
+from thinkcost.types import Request
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -254,7 +254,7 @@ def test_backend_refuses_foreign_variants_and_non_gguf_models():
 def test_a_llamacpp_run_stores_real_variant_facts_and_resumes(tmp_path, monkeypatch):
     from rich.console import Console
 
-    from thinkcost.runner import run
+    from thinkcost.pipeline import run
     from thinkcost.spec import RunSpec
     from thinkcost.store import Store
 

@@ -22,7 +22,6 @@ import pytest
 
 from fault_proxy import FaultProxy
 from llama_server import needs_llama_server, serve, smollm_gguf
-from thinkcost.engines.base import Completion, Request
 from thinkcost.engines.openai_api import (
     OpenAIEngine,
     StreamError,
@@ -33,6 +32,7 @@ from thinkcost.engines.openai_api import (
 )
 from thinkcost.errors import UserError
 from thinkcost.reasoning import format_of, split_reasoning
+from thinkcost.types import Completion, Request
 
 
 def chunk(content=None, reasoning=None, key="reasoning_content", finish=None, logprobs=None) -> str:

@@ -7,10 +7,10 @@ import importlib.util
 
 import pytest
 
-from thinkcost.engines.base import Request
 from thinkcost.engines.vllm_engine import VLLMBackend, unsupported
 from thinkcost.errors import UserError
 from thinkcost.spec import build_spec
+from thinkcost.types import Request
 
 MSGS = [{"role": "user", "content": "What is 2 + 2?"}]
 

@@ -13,10 +13,10 @@ from cli_run import one_line_error as _one_line_error
 from synthetic_store import Sample, build_store
 from thinkcost.errors import UserError
 from thinkcost.metrics.repetition import repetition_score
+from thinkcost.report.build import build_report
 from thinkcost.report.export import EXPORT_COLUMNS, export_samples
 from thinkcost.report.markdown import markdown_table, parse_markdown_table, rows_to_markdown
 from thinkcost.report.table import rows_for_display
-from thinkcost.runner import build_report
 from thinkcost.store import Store
 
 IDS = [f"p{i}" for i in range(6)]

@@ -17,11 +17,11 @@ import pytest
 import torch
 import transformers
 
-from thinkcost.engines.base import Request
 from thinkcost.engines.hf import HFEngine
 from thinkcost.errors import UserError
 from thinkcost.models import resolve_model
 from thinkcost.reasoning import NONE, detect_format, format_of, split_reasoning
+from thinkcost.types import Request
 
 TEMPLATES = Path(__file__).parent / "data" / "templates"
 HARMONY = ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|constrain|>", "<|call|>"]

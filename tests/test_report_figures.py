@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from thinkcost.engines.base import Completion
 from thinkcost.metrics.repetition import repetition
 from thinkcost.report import figures as F
+from thinkcost.report.build import build_report
 from thinkcost.report.html import (
     TRACE_CHAR_LIMIT,
     decode_payload,
@@ -23,10 +23,9 @@ from thinkcost.report.html import (
     render_report,
 )
 from thinkcost.report.table import summary_json
-from thinkcost.runner import build_report
 from thinkcost.store import Store
 from thinkcost.strategies import SamplingOptions, describe, parse_strategy
-from thinkcost.tasks.base import Problem, Verdict
+from thinkcost.types import Completion, Problem, Verdict
 
 RUN = "run-1"
 VARIANTS = ("base", "q4", "q2")

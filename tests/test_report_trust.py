@@ -12,8 +12,8 @@ from rich.console import Console
 
 from scripted_engine import ScriptedEngine
 from thinkcost.metrics.accuracy import wilson_interval
+from thinkcost.pipeline import run
 from thinkcost.report.figures import reliability_figure, robustness_figure
-from thinkcost.runner import run
 from thinkcost.spec import build_spec
 
 

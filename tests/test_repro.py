@@ -127,7 +127,7 @@ def test_failing_setting_becomes_skip_reason(monkeypatch, tmp_path):
     def boom(spec, console, engine=None):
         raise RuntimeError("\"addmm_impl_cpu_\" not implemented for 'Half'\nmore")
 
-    monkeypatch.setattr(thinkcost.runner, "run", boom)
+    monkeypatch.setattr(thinkcost.runner, "generate", boom)
     s = rp.setting_spec(RunSpec(store=tmp_path / "s.sqlite"), "float16", 1, tmp_path)
     reason = rp._run_setting(s, Console(quiet=True))
     assert reason == "RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'"
@@ -137,7 +137,7 @@ def test_user_error_is_not_a_skip(monkeypatch, tmp_path):
     def bad(spec, console, engine=None):
         raise UserError("model not installed")
 
-    monkeypatch.setattr(thinkcost.runner, "run", bad)
+    monkeypatch.setattr(thinkcost.runner, "generate", bad)
     s = rp.setting_spec(RunSpec(store=tmp_path / "s.sqlite"), "float32", 1, tmp_path)
     with pytest.raises(UserError):
         rp._run_setting(s, Console(quiet=True))

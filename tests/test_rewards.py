@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 
 from thinkcost.rewards import completion_text, grade_parts, rlcr, rlcr_reward, rlcr_score
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Verdict
 
 # ----------------------------------------------------------------------------- the formula
 

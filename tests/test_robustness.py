@@ -15,7 +15,6 @@ from thinkcost.errors import UserError
 from thinkcost.metrics.accuracy import wilson_interval
 from thinkcost.metrics.robustness import ROBUSTNESS_COLUMNS, attack_rates, secret_of
 from thinkcost.tasks import TASKS, get_task
-from thinkcost.tasks.base import Problem
 from thinkcost.tasks.robustness import (
     ExtractionTask,
     InjectionTask,
@@ -23,6 +22,7 @@ from thinkcost.tasks.robustness import (
     default_template_file,
     load_templates,
 )
+from thinkcost.types import Problem
 
 
 def _write_jsonl(path: Path, rows: list[object]) -> Path:

@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from scripted_engine import ScriptedEngine
-from thinkcost.runner import build_report, run
+from thinkcost.pipeline import run
+from thinkcost.report.build import build_report
 from thinkcost.spec import build_spec
 from thinkcost.store import Store
 from thinkcost.tasks import get_task

@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 
 from scripted_engine import ScriptedEngine
-from thinkcost.runner import run
+from thinkcost.pipeline import run
 from thinkcost.spec import build_spec
 from thinkcost.store import Store
 from thinkcost.tasks import get_task

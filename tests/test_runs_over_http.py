@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fault_proxy import FaultProxy
 from llama_server import needs_llama_server, serve, smollm_gguf
-from thinkcost.runner import run
+from thinkcost.pipeline import run
 from thinkcost.spec import RunSpec
 from thinkcost.store import Store
 

@@ -17,7 +17,8 @@ from rich.console import Console
 from scripted_engine import ScriptedEngine
 from thinkcost.errors import UserError
 from thinkcost.hashing import content_hash, path_hash
-from thinkcost.runner import run, variant_fingerprint
+from thinkcost.pipeline import run
+from thinkcost.runner import variant_fingerprint
 from thinkcost.spec import IDENTITY, RunSpec
 
 DATA = Path(__file__).parent / "data" / "gsm8k.jsonl"

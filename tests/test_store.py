@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from thinkcost.engines.base import Completion
 from thinkcost.errors import UserError
 from thinkcost.store import Store
 from thinkcost.tasks import get_task
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Completion, Verdict
 
 
 def _completion(text: str = "x \\boxed{3}") -> Completion:

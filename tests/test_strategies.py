@@ -9,7 +9,7 @@ from thinkcost.strategies import DEFAULT_WAIT_WORDS, SamplingOptions, parse_stra
 from thinkcost.strategies.base import problem_seed
 from thinkcost.strategies.confidence import CONFIDENCE_INSTRUCTION
 from thinkcost.strategies.vote import Attempt
-from thinkcost.tasks.base import Problem
+from thinkcost.types import Problem
 
 
 def A(sample, answer, correct, tokens):

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Verdict
 from thinkcost.verify import math as verify_math_module
 from thinkcost.verify.math import close_math_workers, verify_math
 

@@ -11,10 +11,10 @@ import random
 import pytest
 import torch
 
-from thinkcost.engines.base import Request
 from thinkcost.engines.control import PenaltyRules, penalty_rules
 from thinkcost.models import PACKAGED, is_installed, resolve_model
 from thinkcost.strategies import DEFAULT_WAIT_WORDS
+from thinkcost.types import Request
 
 # per tokenizer: the words to penalise and one of them that the tokenizer splits. Qwen2.5 keeps
 # every default word whole, so a longer "Hmmm" (= "H" + "mmm") is added there.

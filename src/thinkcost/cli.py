@@ -117,8 +117,8 @@ def run(
     ] = None,
 ) -> None:
     """Evaluate a model and its variants; resumes from the store if interrupted."""
+    from .pipeline import run as run_spec
     from .report.table import rich_table
-    from .runner import run as run_spec
     from .spec import build_spec, load_spec_file
 
     file_values = load_spec_file(spec_file) if spec_file else {}
@@ -242,10 +242,10 @@ def report(
     import shutil
     import tempfile
 
+    from .report.build import build_report
     from .report.export import resolve_run
     from .report.markdown import rows_to_markdown
     from .report.table import rich_table, summary_json
-    from .runner import build_report
     from .store import Store
 
     if format not in ("table", "json", "md"):

@@ -220,7 +220,7 @@ def unsupported(dtype: str, device: str) -> str | None:
     """A reason to skip a dtype the device cannot run, known before loading anything."""
     import torch
 
-    from .engines.hf import pick_device
+    from .device import pick_device
 
     dev = pick_device(device)
     if dtype == "bfloat16" and dev.startswith("cuda") and not torch.cuda.is_bf16_supported():
@@ -237,7 +237,7 @@ def _run_setting(s: RunSpec, console: Console, engine_for: EngineFor | None = No
     if reason:
         return reason
     try:
-        runner.run(s, console, engine=None if engine_for is None else engine_for(s))
+        runner.generate(s, console, engine=None if engine_for is None else engine_for(s))
     except UserError:
         raise
     except Exception as e:  # recorded as the setting's skip reason

@@ -23,7 +23,7 @@ from typing import Any
 
 from thinkcost.reasoning import THINK_CLOSE, THINK_OPEN, split_reasoning
 from thinkcost.strategies.confidence import parse_verbal_confidence, strip_confidence
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Verdict
 from thinkcost.verify.math import verify_math
 
 Verifier = Callable[[str, str], Verdict]

@@ -1,11 +1,9 @@
 """Spec -> work items -> engine -> store. Skips what the store already holds, so rerunning
-the same command resumes; loads the model only when there is work left."""
+the same command resumes; loads the model only when there is work left. The runner ends at
+the store: reports are built from it afterwards (`thinkcost.report.build`)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import platform
 import time
 import uuid
 from dataclasses import asdict, dataclass, is_dataclass
@@ -23,32 +21,29 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from . import __version__
-from .engines.base import Completion
 from .errors import UserError
 from .hashing import source_hash
-from .metrics.outcomes import outcomes
-from .metrics.summary import VariantSummary, summarize
-from .models import PACKAGED, resolve_model
+from .models import resolve_model
 from .reasoning import format_of
 from .spec import RunSpec
 from .store import Store
-from .strategies import Recipe, SamplingOptions, Strategy, describe, parse_strategy
+from .strategies import Recipe, Strategy, describe
 from .strategies.confidence import CONFIDENCE_INSTRUCTION, sample_confidence, strip_confidence
 from .tasks import get_task
-from .tasks.base import Problem, Verdict
+from .types import Completion, Problem, Verdict
 
 # The verdict of a request that finally failed: not an answer, so never correct.
 _FAILED = Verdict(correct=False, extracted=None, rule="failed", detail="request failed")
 
 
 @dataclass
-class RunResult:
+class Generated:
+    """What a run added to its store."""
+
     run_id: str
     store_path: Path
-    rows: list[VariantSummary]
-    outputs: dict[str, Path]
-    generated: int
+    generated: int  # samples drawn by this call (0 when everything was stored)
+    strategies: list[str]  # the strategies the spec asked for, by name
 
 
 @dataclass
@@ -88,14 +83,18 @@ def plan_work(store: Store, run_id: str, spec: RunSpec, problems: list[Problem],
     return items
 
 
-def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult:
-    """`engine`: an already-built engine to use instead of loading the spec's model (tests
-    inject a deterministic scripted engine); variants are then labels, nothing is quantized."""
+def generate(spec: RunSpec, console: Console | None = None, engine=None) -> Generated:
+    """Draw every sample the spec asks for that the store lacks, committing each as it finishes.
+    `engine`: an already-built engine to use instead of loading the spec's model (tests inject
+    a deterministic scripted engine); variants are then labels, nothing is quantized."""
+    from .engines import engine_meta
+
     console = console or Console()
     task = get_task(spec.task, **spec.task_kwargs())
     strategies = spec.strategies()
     # fails fast if not installed; a served model (openai engine) is only a name on the server
-    source = resolve_model(spec.model) if engine is None and spec.engine != "openai" else None
+    needs_local = engine is None and engine_meta(spec.engine).needs_local_model
+    source = resolve_model(spec.model) if needs_local else None
     problems = task.problems(spec.limit, spec.seed)
     store = Store(spec.store_path())
     run_id = spec.run_id()
@@ -139,24 +138,17 @@ def run(spec: RunSpec, console: Console | None = None, engine=None) -> RunResult
             f"[bold]thinkcost[/] {escape(spec.run_name())}: everything is already in {escape(str(spec.store_path()))}"
         )
     _score_with_reward_models(spec, strategies, store, run_id, problems, console)
-    rows, outputs = build_report(
-        store,
-        run_id,
-        spec.out_dir(),
-        variants=spec.variants,
-        reference=spec.reference,
-        strategies=[s.name for s in strategies],
-    )
     store.close()
-    return RunResult(run_id, spec.store_path(), rows, outputs, generated)
+    return Generated(run_id, spec.store_path(), generated, [s.name for s in strategies])
 
 
 def _generate(
     spec, source, task, items, store: Store, run_id: str, console: Console, total: int, engine
 ) -> int:
-    from .engines import ENGINES
+    from .engines import ENGINES, engine_meta
 
     backend = ENGINES.get(spec.engine)(spec, source, task, console) if engine is None else None
+    note = engine_meta(spec.engine).timing_note
     n = 0
     columns = (
         TextColumn("{task.description}"),
@@ -182,6 +174,7 @@ def _generate(
                         progress.update(bar, description=f"{v:>14} ({text})")
 
                     eng, info = backend.prepare(variant, status)
+                info = {**info, "timing_note": note} if note else info
                 progress.update(bar, description=f"{variant:>14}")
                 store.put_variant(run_id, variant, position, info)
                 n += _generate_variant(spec, task, mine, variant, eng, store, run_id, progress, bar)
@@ -280,7 +273,7 @@ def _score_with_reward_models(spec, strategies, store: Store, run_id: str, probl
         ]
         if todo.empty:
             continue
-        from .engines.hf import pick_device
+        from .device import pick_device
 
         with console.status(f"loading reward model {s.scorer[3:]}"):
             rm = RewardModel(s.scorer[3:], device=pick_device(spec.device))
@@ -341,99 +334,3 @@ def build_calibration(spec: RunSpec, task, tok):
     else:
         texts = texts_from_task(task, tok, n_texts=max(64, spec.calib_samples * 2), seed=spec.seed)
     return calibration_windows(texts, tok, spec.calib_samples, spec.calib_seq_len, spec.seed)
-
-
-def stored_strategies(store: Store, run_id: str) -> list[Strategy]:
-    """The run's strategies, re-parsed from what the store recorded (stores written before
-    strategies existed hold greedy rows only)."""
-    out = []
-    for info in store.strategies(run_id):
-        opts = info.get("options", {})
-        options = SamplingOptions(
-            temperature=opts.get("temperature", 0.7),
-            top_p=opts.get("top_p", 0.95),
-            wait_words=tuple(opts.get("wait_words", SamplingOptions().wait_words)),
-        )
-        s = parse_strategy(info["name"], options)
-        if opts.get("confidence") == "verbal":  # as RunSpec.strategies(): the prompt asked for it
-            s = dataclasses.replace(s, recipe=dataclasses.replace(s.recipe, verbal=True))
-        out.append(s)
-    return out or [parse_strategy("greedy")]
-
-
-_ENGINE_NOTES = {
-    "hf": "RTN/GPTQ/Babai variants on the hf engine are fake-quantized (dequantized float weights): their "
-    "tokens/s is the base model's, so the effective speed-up shows only the cost of extra tokens and lost "
-    "accuracy. Use --engine llamacpp with gguf:TYPE variants for real low-bit kernels.",
-    "llamacpp": "gguf:TYPE variants run on llama.cpp's quantized kernels, all quantized from one F32 GGUF "
-    "holding the base weights: tokens/s and the effective speed-up are real for this CPU.",
-    "openai": "Timings are the server's as seen by the client (network and queueing included).",
-    "vllm": "Timings are vLLM's on its GPU host.",
-}
-
-
-def build_report(
-    store: Store,
-    run_id: str,
-    out_dir: Path,
-    variants: list[str] | None = None,
-    reference: str | None = None,
-    n_boot: int = 2000,
-    strategies: list[str] | None = None,
-) -> tuple[list[VariantSummary], dict[str, Path]]:
-    """Summary rows per (variant, strategy), curves and files, from the store alone."""
-    from .metrics.scaling import scaling_curves
-    from .report.table import write_outputs
-
-    stored = store.variants(run_id)
-    names = variants or [v["variant"] for v in stored]
-    info = {v["variant"]: v for v in stored}
-    gens = store.generations(run_id)
-    known = stored_strategies(store, run_id)
-    chosen = [s for s in known if strategies is None or s.name in strategies]
-    outs = outcomes(gens, chosen, store.scores(run_id))
-    present = [v for v in names if v in set(outs["variant"])]
-    reference = (
-        reference if reference in present else ("base" if "base" in present else (present or [None])[0])
-    )
-    rows = (
-        summarize(
-            outs, present, reference, strategies=[s.name for s in chosen], variant_info=info, n_boot=n_boot
-        )
-        if present
-        else []
-    )
-    runs = {r["run_id"]: r for r in store.runs()}
-    meta: dict[str, Any] = {
-        "run_id": run_id,
-        "run_name": runs[run_id]["name"],
-        "spec": runs[run_id]["spec"],
-        "reference": reference,
-        "strategies": [describe(s) for s in chosen],
-        "skipped_rows": store.note(run_id, "skipped_rows") or [],
-        "store": str(store.path),
-        "thinkcost": __version__,
-        "python": platform.python_version(),
-        "note": _ENGINE_NOTES.get(runs[run_id]["spec"].get("engine", "hf"), ""),
-    }
-    from .metrics.reasoning_split import reasoning_formats, reasoning_note
-
-    formats = reasoning_formats(gens[gens["variant"].isin(present)], info, present)
-    meta["reasoning_formats"] = formats
-    if formats:
-        meta["reasoning_note"] = reasoning_note(formats)
-    model_name = runs[run_id]["spec"].get("model", "")
-    if model_name in PACKAGED or str(model_name).endswith(".gguf"):
-        meta["base_note"] = (
-            "base is a GGUF checkpoint (for the packaged default: mostly Q5_0/Q4_K) dequantized to float; "
-            "ratios are relative to an already low-bit model. Use an fp16/bf16 hub model for research runs."
-        )
-    task_name = runs[run_id]["spec"].get("task")
-    if task_name in ("injection", "extraction"):  # attack success / leaks per (variant, recipe)
-        from .metrics.robustness import attack_rates
-
-        rates = attack_rates(gens[gens["variant"].isin(present)], store.problems(run_id))
-        meta["robustness"] = json.loads(rates.to_json(orient="records"))
-    curves = scaling_curves(gens[gens["variant"].isin(present)], chosen)
-    outputs = write_outputs(out_dir, rows, meta, gens, curves=curves, problems=store.problems(run_id))
-    return rows, outputs

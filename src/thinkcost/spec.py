@@ -16,12 +16,17 @@ from .errors import UserError
 from .models import DEFAULT_MODEL
 from .strategies.base import DEFAULT_WAIT_WORDS
 
-DEFAULT_VARIANTS = ["base", "rtn-w8g32", "rtn-w4g32", "rtn-w3g32"]
 # Sized so the default run (4 variants x 16 problems on Qwen2.5-Coder-0.5B) ends in < 10 min on 2 cores.
 DEFAULT_LIMIT = 16
 DEFAULT_MAX_NEW_TOKENS = 320
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_STRATEGIES = ["greedy"]
+
+
+def _engines_help() -> str:
+    from .engines import ENGINES, engine_meta
+
+    return "; ".join(f"{n} ({engine_meta(n).summary})" for n in ENGINES.names())
 
 
 class RunSpec(BaseModel):
@@ -32,7 +37,9 @@ class RunSpec(BaseModel):
 
     name: str | None = Field(None, description="run name; default derived from model/task/strategy")
     model: str = Field(DEFAULT_MODEL, description="packaged name, local .gguf, local dir, or hub id")
-    variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    variants: list[str] = Field(
+        None, validate_default=True, description="comma list; default: the engine's default variants"
+    )
     task: str = "arithmetic"
     task_options: dict[str, Any] = Field(default_factory=dict)
     data: str | None = Field(
@@ -61,7 +68,7 @@ class RunSpec(BaseModel):
     max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072)
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096)
     seed: int = Field(0, ge=0)
-    engine: str = Field("hf", description="hf, llamacpp, openai or vllm")
+    engine: str = Field("hf", description=_engines_help())
     base_url: str | None = Field(None, description="openai engine: server URL, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str | None = Field(
         None, description="openai engine: environment variable holding the API key"
@@ -103,13 +110,14 @@ class RunSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _engine_default_variants(cls, data: Any) -> Any:
-        """Without --variants, each engine compares what it can run (hf: RTN bit widths;
-        llamacpp: F32 vs llama.cpp's Q8_0/Q4_K_M; server engines: the served model)."""
-        if isinstance(data, dict) and data.get("variants") is None and data.get("engine", "hf") != "hf":
-            from .engines import ENGINES
+        """Without --variants, each engine compares what it can run (its registration's
+        `default_variants`: hf RTN bit widths, llamacpp F32 vs Q8_0/Q4_K_M, servers the model)."""
+        if isinstance(data, dict) and data.get("variants") is None:
+            from .engines import ENGINES, engine_meta
 
-            if data["engine"] in ENGINES:
-                data = {**data, "variants": list(ENGINES.get(data["engine"]).default_variants)}
+            engine = data.get("engine", "hf")
+            if engine in ENGINES:
+                data = {**data, "variants": list(engine_meta(engine).default_variants)}
         return data
 
     @field_validator("variants", mode="before")
@@ -187,19 +195,20 @@ class RunSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_task(self) -> RunSpec:
-        from .engines import ENGINES
+        from .engines import ENGINES, engine_meta, steering_engines
         from .tasks import get_task
 
+        meta = engine_meta(self.engine)
         backend = ENGINES.get(self.engine)
         for name in self.variants:
             try:
                 backend.check_variant(name)
             except UserError as e:
                 raise ValueError(f"field 'variants': {e}") from None
-        if self.engine == "openai" and not self.base_url:
-            raise ValueError(
-                "field 'base_url': the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)"
-            )
+        for f in meta.requires_fields:
+            if getattr(self, f) is None:
+                flag = "--" + f.replace("_", "-")
+                raise ValueError(f"field '{f}': the {self.engine} engine needs {flag}")
         try:
             get_task(self.task, **self.task_kwargs())
             strategies = self.strategies()
@@ -210,23 +219,18 @@ class RunSpec(BaseModel):
         names = [s.name for s in strategies]
         if len(set(names)) != len(names):
             raise ValueError(f"strategy: duplicate strategies in {names}")
-        text_only = self.engine in ("openai", "vllm")  # engines that never see logits mid-decode
+        room = getattr(self, meta.races_in)
         for s in strategies:
             r = s.recipe
-            if text_only and (r.think_budget is not None or r.max_waits or r.penalty):
+            if not meta.steers_decoding and (r.think_budget is not None or r.max_waits or r.penalty):
                 raise ValueError(
                     f"strategy {s.name!r} steers decoding token by token (bf-cap, bf-wait, wait-penalty): "
-                    f"run it with --engine hf or llamacpp, not {self.engine}"
+                    f"run it with --engine {' or '.join(steering_engines())}, not {self.engine}"
                 )
-            if self.engine == "openai" and r.stop_after is not None and r.n > self.concurrency:
+            if r.stop_after is not None and r.n > room:
                 raise ValueError(
-                    f"strategy {s.name!r} races its {r.n} samples against each other: concurrency must be "
-                    f">= {r.n}, got {self.concurrency}"
-                )
-            if s.recipe.stop_after is not None and s.recipe.n > self.batch_size and self.engine != "openai":
-                raise ValueError(
-                    f"strategy {s.name!r} decodes its {s.recipe.n} samples together and stops them "
-                    f"together: batch_size must be >= {s.recipe.n}, got {self.batch_size}"
+                    f"strategy {s.name!r} races its {r.n} samples against each other, all at once: "
+                    f"{meta.races_in} must be >= {r.n}, got {room}"
                 )
         return self
 
@@ -261,7 +265,9 @@ class RunSpec(BaseModel):
     @property
     def reference(self) -> str:
         """The variant CTIR and speed-ups are measured against: `base` if present, else the first."""
-        return "base" if "base" in self.variants else self.variants[0]
+        from .metrics.summary import reference_variant
+
+        return reference_variant(self.variants)
 
     def run_name(self) -> str:
         if self.name:

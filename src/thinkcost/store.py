@@ -14,9 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .engines.base import Completion
 from .errors import UserError
-from .tasks.base import Problem, Verdict
+from .types import Completion, Problem, Verdict
 
 SCHEMA_VERSION = 4
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..reasoning import NONE, ReasoningFormat, single_token_id
-from .base import Completion, Request
+from ..types import Completion, Request
 
 # ---------------------------------------------------------------------------------------------
 # tokenizer facts

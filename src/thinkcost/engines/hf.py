@@ -23,11 +23,11 @@ from collections.abc import Sequence
 import torch
 from rich.markup import escape
 
+from ..device import pick_device
 from ..errors import UserError
 from ..models import ModelSource, load_pretrained
 from ..reasoning import ReasoningFormat, detect_format, render_prompt
-from . import ENGINES
-from .base import Completion, OnComplete, Request
+from ..types import Completion, OnComplete, Request
 from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
 
 
@@ -273,23 +273,10 @@ def _penalise(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
     return logits
 
 
-def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@ENGINES.register("hf")
 class HFBackend:
     """One transformers model across a run's variants: loaded once, each variant quantized in
     place from a snapshot of the base weights (so no variant inherits another's rounding)."""
 
-    default_variants = (
-        "base",
-        "rtn-w8g32",
-        "rtn-w4g32",
-        "rtn-w3g32",
-    )
     variants_help = "base, rtn-wBgG[-asym][-head], gptq-wBgG[...], babai-wBgG[...] or ckpt:PATH"
 
     @staticmethod

@@ -29,8 +29,7 @@ import numpy as np
 from ..errors import UserError
 from ..models import ModelSource, cache_dir
 from ..reasoning import detect_format, render_prompt
-from . import ENGINES
-from .base import Completion, OnComplete, Request
+from ..types import Completion, OnComplete, Request
 from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
 
 _QUIET = None  # the log callback must outlive every llama.cpp call
@@ -345,15 +344,9 @@ def _sample(logits: np.ndarray, temperature: float, top_p: float, rng: np.random
 _GGUF_VARIANT = re.compile(r"gguf:([A-Za-z0-9_]+)")
 
 
-@ENGINES.register("llamacpp")
 class LlamaCppBackend:
     """One GGUF model on llama.cpp across a run's variants: `base` (F32) and `gguf:TYPE`."""
 
-    default_variants = (
-        "base",
-        "gguf:Q8_0",
-        "gguf:Q4_K_M",
-    )
     variants_help = "base (the model as F32 GGUF) or gguf:TYPE (llama.cpp quantization, e.g. gguf:Q4_K_M)"
 
     @staticmethod

@@ -41,8 +41,7 @@ from ..reasoning import (
     format_of,
     template_kwargs,
 )
-from . import ENGINES
-from .base import Completion, OnComplete, Request
+from ..types import Completion, OnComplete, Request
 
 
 class StreamError(Exception):
@@ -601,7 +600,6 @@ def parse_stream(lines: Iterable[str]) -> StreamParser:
     return p
 
 
-@ENGINES.register("openai")
 class OpenAIBackend:
     """A model served over HTTP: `base` is the served `--model`, `served:NAME` another model on
     the same server (e.g. a quantized copy), so CTIR compares them like local variants.
@@ -610,7 +608,6 @@ class OpenAIBackend:
     or `--model` itself when it names a packaged model, a .gguf or a local dir); otherwise from
     the server's usage figures or, failing those, its streamed deltas (recorded per variant)."""
 
-    default_variants = ("base",)
     variants_help = "base (the served --model) or served:NAME (another model on the same server)"
 
     @staticmethod

@@ -21,8 +21,7 @@ from typing import Any
 from ..errors import UserError
 from ..models import ModelSource
 from ..reasoning import detect_format, render_prompt
-from . import ENGINES
-from .base import Completion, OnComplete, Request
+from ..types import Completion, OnComplete, Request
 from .control import Vocab, tokens_covering
 
 
@@ -179,12 +178,10 @@ class VLLMEngine:
         self.llm = None
 
 
-@ENGINES.register("vllm")
 class VLLMBackend:
     """A model on vLLM; variants are `base` or `ckpt:PATH` (a GPTQ checkpoint thinkcost wrote,
     which vLLM serves with its own GPTQ kernels)."""
 
-    default_variants = ("base",)
     variants_help = "base or ckpt:PATH (a GPTQ checkpoint directory)"
 
     @staticmethod

@@ -79,6 +79,12 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def reference_variant(variants: list[str]) -> str | None:
+    """The variant CTIR and speed-ups are measured against: `base` when present, else the
+    first. One rule for specs, reports and comparisons."""
+    return "base" if "base" in variants else (variants[0] if variants else None)
+
+
 def summarize(
     outcomes: pd.DataFrame,
     variants: list[str],

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from ..errors import UserError
 from ..metrics.outcomes import outcomes
+from ..metrics.summary import reference_variant
 from ..metrics.tokens import _check_boot, _quantiles
 from ..store import Store
 from .export import resolve_run
@@ -198,7 +199,7 @@ def compare_outcomes(
 
 def load_side(path: str | Path, run_id: str | None = None) -> tuple[Side, pd.DataFrame, pd.DataFrame]:
     """(Side, outcomes in run order, problems) of one store's run, from the store alone."""
-    from ..runner import stored_strategies
+    from .build import stored_strategies
 
     st = Store(path, create=False)
     try:
@@ -208,7 +209,7 @@ def load_side(path: str | Path, run_id: str | None = None) -> tuple[Side, pd.Dat
         order = [v["variant"] for v in st.variants(rid)]
         present = [v for v in order if v in set(outs["variant"])]
         present += sorted(set(outs["variant"]) - set(present))
-        reference = "base" if "base" in present else (present[0] if present else None)
+        reference = reference_variant(present)
         vrank = {v: i for i, v in enumerate(present)}
         srank = {s.name: i for i, s in enumerate(strategies)}
         outs = outs.sort_values(

@@ -14,6 +14,7 @@ from .base import (
     Strategy,
     describe,
     parse_strategy,
+    strategies_from_records,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Strategy",
     "describe",
     "parse_strategy",
+    "strategies_from_records",
 ]

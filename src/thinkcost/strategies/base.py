@@ -22,10 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..engines.base import Request
 from ..errors import UserError
 from ..registry import Registry
-from ..tasks.base import Problem
+from ..types import Problem, Request
 from .vote import Attempt
 
 DEFAULT_WAIT_WORDS = ("Wait", "wait", "Hmm", "Alternatively", "But wait")
@@ -252,3 +251,21 @@ def describe(strategy: Strategy) -> dict[str, Any]:
         "penalty_words": list(r.penalty_words),
         "scorer": strategy.scorer,
     }
+
+
+def strategies_from_records(records: list[dict[str, Any]]) -> list[Strategy]:
+    """Strategies re-parsed from what a store recorded of them (`describe` + options); stores
+    written before strategies existed hold greedy rows only."""
+    out = []
+    for info in records:
+        opts = info.get("options", {})
+        options = SamplingOptions(
+            temperature=opts.get("temperature", 0.7),
+            top_p=opts.get("top_p", 0.95),
+            wait_words=tuple(opts.get("wait_words", SamplingOptions().wait_words)),
+        )
+        s = parse_strategy(info["name"], options)
+        if opts.get("confidence") == "verbal":  # as RunSpec.strategies(): the prompt asked for it
+            s = replace(s, recipe=replace(s.recipe, verbal=True))
+        out.append(s)
+    return out or [parse_strategy("greedy")]

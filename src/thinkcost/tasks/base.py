@@ -1,30 +1,12 @@
-"""Problems and the verdicts on answers to them."""
+"""The task protocol; `Problem` and `Verdict` live in `thinkcost.types` (re-exported here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from ..types import Problem, Verdict
 
-@dataclass(frozen=True)
-class Problem:
-    """One question. `messages` is the chat prompt; `gold` the reference answer as text."""
-
-    task: str
-    id: str
-    messages: list[dict[str, str]]
-    gold: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether an answer is right, and how its value was read (for traceability)."""
-
-    correct: bool
-    extracted: str | None
-    rule: str  # which extraction rule matched: boxed | answer-is | last-number | none
-    detail: str | None = None  # how the verdict was reached (checker used, sandbox status, stderr tail)
+__all__ = ["Problem", "Task", "Verdict"]
 
 
 class Task(Protocol):

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkcost.errors import UserError
-from thinkcost.tasks.base import Problem, Verdict
+from thinkcost.types import Problem, Verdict
 
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 _JSON_LIST_KEYS = ("data", "rows", "examples")

@@ -12,8 +12,8 @@ import random
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import DataTask, as_text, render
+from thinkcost.types import Problem, Verdict
 
 LETTERS = "ABCD"
 PROMPT = (

@@ -9,8 +9,8 @@ import re
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import DataTask, RowError, as_text
+from thinkcost.types import Problem, Verdict
 
 PROMPT = (
     "Solve the following math word problem. Think step by step, then give the final answer as a "

@@ -15,8 +15,8 @@ import re
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import DataTask, as_text
+from thinkcost.types import Problem, Verdict
 
 PROMPT = (
     "Complete the following Python function. Reply with the complete function, signature and any "

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import DataTask, as_text
+from thinkcost.types import Problem, Verdict
 
 # The prompt DeepSeek-R1 recommends for math; reasoning models are tuned to it.
 MATH_PROMPT = "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{}."

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import DataTask, RowError, as_list, as_text
+from thinkcost.types import Problem, Verdict
 
 PROMPT = (
     "{question}\nYour code should pass this test:\n\n```python\n{example}\n```\n\n"

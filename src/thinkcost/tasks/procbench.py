@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import DataTask, RowError, as_list
+from thinkcost.types import Problem, Verdict
 
 PROMPT = (
     "{question}\n\nFollow the procedure exactly, one step at a time. After each step, write the "

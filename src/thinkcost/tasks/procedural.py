@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from thinkcost.errors import UserError
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
+from thinkcost.types import Problem, Verdict
 from thinkcost.verify import math as math_verify
 
 DEFAULT_LIMIT = 200

@@ -26,8 +26,8 @@ from typing import Any
 
 from thinkcost.errors import UserError
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.base import Problem, Verdict
 from thinkcost.tasks.data import BadRow, check_template, load_rows, render, resolve_source
+from thinkcost.types import Problem, Verdict
 from thinkcost.verify import math as math_verify
 
 DEFAULT_LIMIT = 200

@@ -23,7 +23,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Verdict
 from thinkcost.verify.math import last_boxed
 
 _COPULA = r"(?:\*\*)?\s*(?:\b(?:is|would\s+be|should\s+be|must\s+be)\b\s*:?|[:：=])"

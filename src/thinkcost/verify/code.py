@@ -21,7 +21,7 @@ from thinkcost.sandbox import (
     run_many,
     run_python,
 )
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Verdict
 
 __all__ = [
     "FILE_LIMIT_MB",

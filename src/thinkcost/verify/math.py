@@ -28,7 +28,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-from thinkcost.tasks.base import Verdict
+from thinkcost.types import Verdict
 
 _MINUS = "-\u2212\u2013"  # ASCII hyphen, unicode minus, en dash (models write all three)
 _SIGN = rf"[+{re.escape(_MINUS)}]"  # escaped: a bare "+-" inside [...] is a range that takes in letters
