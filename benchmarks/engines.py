@@ -96,7 +96,7 @@ def bench_direct(gguf: Path, tok, reqs: list[Request], threads: int) -> tuple[fl
 
 
 def bench_server(url: str, alias: str, reqs: list[Request], levels=(1, 4, 16)) -> list[dict]:
-    from thinkcost.engines.openai_api import OpenAIEngine
+    from thinkcost.engines.openai import OpenAIEngine
 
     out = []
     for c in levels:

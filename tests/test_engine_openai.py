@@ -22,14 +22,14 @@ import pytest
 
 from fault_proxy import FaultProxy
 from llama_server import needs_llama_server, serve, smollm_gguf
-from thinkcost.engines.openai_api import (
+from thinkcost.engines.openai import (
     OpenAIEngine,
     StreamError,
-    _retry_after,
     build_parts,
     list_models,
     parse_stream,
 )
+from thinkcost.engines.openai.retry import retry_after
 from thinkcost.errors import UserError
 from thinkcost.reasoning import format_of, split_reasoning
 from thinkcost.types import Completion, Request
@@ -192,7 +192,7 @@ def test_answer_logprobs_by_character_position():
 
 
 def test_thinking_switch_is_sent_as_chat_template_kwargs():
-    from thinkcost.engines.openai_api import _Sample
+    from thinkcost.engines.openai.client import _Sample
 
     req = Request([{"role": "user", "content": "hi"}])
     on = OpenAIEngine("http://x/v1", "m", thinking="on")._body(_Sample(0, req, 0))
@@ -433,10 +433,10 @@ def test_retry_after_is_capped_and_4xx_is_not_retried(server, direct):
 
 
 def test_retry_after_http_date():
-    assert _retry_after("2.5") == 2.5
-    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
-    assert 50 < _retry_after(email.utils.formatdate(time.time() + 60, usegmt=True)) <= 60
-    assert _retry_after("soon") is None and _retry_after(None) is None
+    assert retry_after("2.5") == 2.5
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert 50 < retry_after(email.utils.formatdate(time.time() + 60, usegmt=True)) <= 60
+    assert retry_after("soon") is None and retry_after(None) is None
 
 
 def test_concurrency_bound_at_the_proxy(server, direct):

@@ -23,6 +23,7 @@ from ..models import ModelSource
 from ..reasoning import detect_format, render_prompt
 from ..types import Completion, OnComplete, Request
 from .control import Vocab, tokens_covering
+from .text_only import unsupported
 
 
 def _import_vllm():
@@ -31,17 +32,6 @@ def _import_vllm():
     except ImportError:
         raise UserError("the vllm engine needs vLLM on a GPU host: pip install 'thinkcost[vllm]'") from None
     return vllm
-
-
-def unsupported(req: Request, engine: str) -> str | None:
-    """Why `engine` (which cannot steer decoding token by token) refuses this request."""
-    if req.think_budget is not None:
-        return f"Request.think_budget: bf-cap needs an engine that controls decoding (hf or llamacpp), not {engine}"
-    if req.max_waits > 0:
-        return f"Request.max_waits: bf-wait needs an engine that controls decoding (hf or llamacpp), not {engine}"
-    if req.penalty > 0:
-        return f"Request.penalty: wait-penalty needs an engine that controls decoding (hf or llamacpp), not {engine}"
-    return None
 
 
 class VLLMEngine:
