@@ -3,7 +3,7 @@
 import pytest
 
 from thinkcost.strategies.confidence import parse_verbal_confidence, strip_confidence
-from thinkcost.verify.math import extract_answer
+from thinkcost.verify.math_answer import extract_answer
 
 CASES = [
     # the plain forms

@@ -1,4 +1,5 @@
-"""tasks/data.py: reading rows from files and the hub, field mapping, bad data, prompt templates."""
+"""tasks/loading.py and tasks/templating.py: reading rows from files and the hub, field mapping, bad data,
+prompt templates."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from thinkcost.errors import UserError
-from thinkcost.tasks.data import BadRow, check_template, load_rows, parse_fields, render, resolve_source
+from thinkcost.spec import build_spec
+from thinkcost.tasks.loading import BadRow, load_rows, resolve_source
+from thinkcost.tasks.templating import check_template, parse_fields, render
 
 DATA = Path(__file__).parent / "data"
 QA = ("question", "answer")
@@ -89,6 +92,21 @@ def test_parse_fields():
 def test_parse_fields_refuses_malformed_specs(spec):
     with pytest.raises(UserError, match="fields"):
         parse_fields(spec)
+
+
+@pytest.mark.parametrize("spec", ["question", "question=", "=problem", "a=b=c", ",", "question=q,question=p"])
+def test_the_run_spec_refuses_the_same_fields(spec):
+    """One parser for --fields / YAML and for the tasks: a mapping the task would refuse fails in the spec."""
+    refused = r"^spec: field 'fields': (malformed pair|no ours=theirs|'question' is mapped twice)"
+    with pytest.raises(UserError, match=refused):
+        build_spec({}, {"task": "gsm8k", "data": str(DATA / "gsm8k.jsonl"), "fields": spec})
+
+
+def test_the_run_spec_keeps_a_valid_fields_mapping():
+    spec = build_spec({}, {"task": "gsm8k", "data": str(DATA / "gsm8k.jsonl"), "fields": " question = q "})
+    assert spec.fields == {"question": "q"}
+    assert build_spec({}, {"task": "gsm8k", "fields": {"answer": "a"}}).fields == {"answer": "a"}
+    assert build_spec({}, {"task": "gsm8k"}).fields is None
 
 
 def test_fields_map_our_names_to_the_file_columns(tmp_path):

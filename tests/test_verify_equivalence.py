@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from thinkcost.types import Verdict
-from thinkcost.verify import math as verify_math_module
-from thinkcost.verify.math import close_math_workers, verify_math
+from thinkcost.verify import checker_pool
+from thinkcost.verify.checker_pool import close_math_workers
+from thinkcost.verify.math import verify_math
 
 GUARD_S = 180  # generous: only there so that a regression fails the test instead of hanging the suite
 # 9^(9^9) has ~370 million digits: sympy would compute it for hours, in C for much of the time.
@@ -202,7 +203,7 @@ def test_workers_restart_after_close() -> None:
 def test_missing_math_verify_is_a_verdict_not_an_exception(tmp_path, monkeypatch) -> None:
     (tmp_path / "math_verify.py").write_text("raise ImportError('not installed, for this test')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the checker process imports this one first
-    monkeypatch.setattr(verify_math_module, "_POOL", None)  # a fresh pool, restored after the test
+    monkeypatch.setattr(checker_pool, "_POOL", None)  # a fresh pool, restored after the test
     started = []
     popen = subprocess.Popen
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or popen(*a, **k))

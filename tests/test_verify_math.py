@@ -6,7 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from thinkcost.verify.math import extract_answer, numbers_equal, parse_number, verify_numeric
+from thinkcost.verify.math import verify_numeric
+from thinkcost.verify.math_answer import extract_answer, numbers_equal, parse_number
 
 
 @pytest.mark.parametrize(

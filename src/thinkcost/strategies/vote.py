@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..verify.math import parse_number
+from ..verify.math_answer import parse_number
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,10 @@ import inspect
 from typing import Any
 
 from thinkcost.errors import UserError
-from thinkcost.registry import Registry
+from thinkcost.registry import Registry, import_submodules
 from thinkcost.tasks.base import Task
 
 TASKS = Registry("task")
-
-# Each module registers its task(s): procedural -> arithmetic, robustness -> injection and extraction
-# (offline, seeded); the others read a dataset (tasks/data.py).
-from thinkcost.tasks import (  # noqa: E402, F401
-    aime,
-    gpqa,
-    gsm8k,
-    humaneval,
-    math500,
-    mbpp,
-    procbench,
-    procedural,
-    robustness,
-)
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -38,3 +24,9 @@ def get_task(name: str, **options: Any) -> Task:
         if not takes_any and key not in params:
             raise UserError(f"task {name!r} has no option {key!r}; options: {', '.join(allowed) or 'none'}")
     return factory(**options)
+
+
+# Every module of this package is imported, so each registers its task(s): procedural ->
+# arithmetic, robustness -> injection and extraction (offline, seeded); the others read a
+# dataset (tasks/dataset.py). A new task is a new module here with its @TASKS.register.
+import_submodules(__name__, __path__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, RowError, as_text
+from thinkcost.tasks.dataset import DataTask, RowError, as_text
 from thinkcost.tasks.math500 import MATH_PROMPT
 from thinkcost.types import Problem, Verdict
 

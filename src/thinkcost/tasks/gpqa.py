@@ -12,7 +12,8 @@ import random
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, as_text, render
+from thinkcost.tasks.dataset import DataTask, as_text
+from thinkcost.tasks.templating import render
 from thinkcost.types import Problem, Verdict
 
 LETTERS = "ABCD"

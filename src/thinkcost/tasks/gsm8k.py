@@ -9,7 +9,7 @@ import re
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, RowError, as_text
+from thinkcost.tasks.dataset import DataTask, RowError, as_text
 from thinkcost.types import Problem, Verdict
 
 PROMPT = (

@@ -15,7 +15,7 @@ import re
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, as_text
+from thinkcost.tasks.dataset import DataTask, as_text
 from thinkcost.types import Problem, Verdict
 
 PROMPT = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, as_text
+from thinkcost.tasks.dataset import DataTask, as_text
 from thinkcost.types import Problem, Verdict
 
 # The prompt DeepSeek-R1 recommends for math; reasoning models are tuned to it.

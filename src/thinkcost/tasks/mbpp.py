@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, RowError, as_list, as_text
+from thinkcost.tasks.dataset import DataTask, RowError, as_list, as_text
 from thinkcost.types import Problem, Verdict
 
 PROMPT = (

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from thinkcost.tasks import TASKS
-from thinkcost.tasks.data import DataTask, RowError, as_list
+from thinkcost.tasks.dataset import DataTask, RowError, as_list
 from thinkcost.types import Problem, Verdict
 
 PROMPT = (

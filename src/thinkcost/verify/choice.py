@@ -24,7 +24,7 @@ import string
 from collections.abc import Sequence
 
 from thinkcost.types import Verdict
-from thinkcost.verify.math import last_boxed
+from thinkcost.verify.math_answer import last_boxed
 
 _COPULA = r"(?:\*\*)?\s*(?:\b(?:is|would\s+be|should\s+be|must\s+be)\b\s*:?|[:：=])"
 _ANSWER_RE = re.compile(

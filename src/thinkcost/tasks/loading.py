@@ -1,7 +1,5 @@
-"""Rows for dataset-backed tasks: read a local file or a Hugging Face hub dataset, rename columns to
-the names a task uses, and report bad data by file, row and field. Also the skeleton those tasks
-share (DataTask: options, lazy loading, stable ids, skipped rows), so each benchmark module only
-says where its data lives, how a row becomes a prompt and gold, and how an answer is checked.
+"""Rows of a local file or a Hugging Face hub dataset, with our field names, and bad data reported
+by file, row and field.
 
 Why one loader: every public benchmark ships in a slightly different layout (JSONL here, Parquet
 there, a nested ``label`` struct elsewhere), and users bring their own copies when the hub is out of
@@ -9,8 +7,8 @@ reach. Tasks declare which fields they need; this module finds them, checks them
 where a file is wrong, so a run never starts on half-broken data without the user knowing.
 
 Each returned row is the source's own dict plus
-  - every mapped field under OUR name (``fields`` maps ours -> theirs; a dotted name such as
-    ``label.final`` reaches into nested objects),
+  - every mapped field under OUR name (``fields`` maps ours -> theirs, see templating.parse_fields;
+    a dotted name such as ``label.final`` reaches into nested objects),
   - ``_source`` (file path, or ``hub:owner/name[config]:split``), ``_row`` (1-based row number; the
     line number for JSONL) and ``_index`` (0-based position among the source's records, bad ones
     included, so ids stay stable whether or not bad rows are skipped).
@@ -30,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from thinkcost.errors import UserError
-from thinkcost.types import Problem, Verdict
 
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 _JSON_LIST_KEYS = ("data", "rows", "examples")
@@ -53,48 +50,7 @@ class BadRow:
         return f"{where}: field {self.field!r}: {self.reason}" if self.field else f"{where}: {self.reason}"
 
 
-class RowError(Exception):
-    """Raised while turning one row into a problem; the loader attaches file and row number."""
-
-    def __init__(self, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
-
-# --- field mapping ---------------------------------------------------------------------------
-
-
-def parse_fields(spec: str | Mapping[str, str] | None) -> dict[str, str]:
-    """``"question=problem,answer=solution"`` (or a dict) -> {ours: theirs}; malformed specs are refused."""
-    if spec is None:
-        return {}
-    if isinstance(spec, Mapping):
-        pairs = [(k, v) for k, v in spec.items()]
-        for k, v in pairs:
-            if not isinstance(k, str) or not isinstance(v, str) or not k.strip() or not v.strip():
-                raise UserError(f"fields: expected our_field -> column name strings, got {k!r}: {v!r}")
-        return {k.strip(): v.strip() for k, v in pairs}
-    if not isinstance(spec, str):
-        raise UserError(f"fields: expected 'ours=theirs,...' or a mapping, got {type(spec).__name__}")
-    out: dict[str, str] = {}
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        ours, sep, theirs = part.partition("=")
-        ours, theirs = ours.strip(), theirs.strip()
-        if not sep or not ours or not theirs or "=" in theirs:
-            raise UserError(
-                f"fields: malformed pair {part.strip()!r}; expected ours=theirs pairs such as "
-                "question=problem,answer=solution"
-            )
-        if ours in out:
-            raise UserError(f"fields: {ours!r} is mapped twice in {spec!r}")
-        out[ours] = theirs
-    if not out:
-        raise UserError(f"fields: no ours=theirs pairs in {spec!r}")
-    return out
-
+# --- fields of a row ------------------------------------------------------------------------
 
 _MISSING = object()
 
@@ -371,204 +327,7 @@ def _check(
     return None
 
 
-# --- prompt templates ------------------------------------------------------------------------
-
-_PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
-
-
-def check_template(template: str, allowed: Sequence[str], task: str) -> str:
-    """Refuse a template that names a placeholder the task does not fill.
-
-    Placeholders are ``{name}`` with a Python identifier inside; other braces (``\\boxed{}``) stay as
-    they are, and ``{{``/``}}`` write a literal brace.
-    """
-    if not isinstance(template, str) or not template.strip():
-        raise UserError(f"{task}: prompt template must be a non-empty string")
-    unknown = sorted({m.group(1) for m in _PLACEHOLDER_RE.finditer(template) if m.group(1)} - set(allowed))
-    if unknown:
-        known = ", ".join("{" + a + "}" for a in allowed)
-        raise UserError(
-            f"{task}: prompt template uses unknown placeholder(s) "
-            f"{', '.join('{' + u + '}' for u in unknown)}; known: {known} (write literal braces as {{{{ }}}})"
-        )
-    return template
-
-
-def render(template: str, values: Mapping[str, str]) -> str:
-    """Fill a template checked by check_template."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) is None:
-            return m.group(0)[0]
-        return str(values[m.group(1)])
-
-    return _PLACEHOLDER_RE.sub(sub, template)
-
-
-def as_text(value: Any) -> str:
-    """A cell as text: integral floats lose their ``.0`` (CSV/Parquet readers make 33 into 33.0)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return value.strip() if isinstance(value, str) else str(value)
-
-
-def as_list(value: Any) -> list[Any]:
-    """A list cell; text holding a JSON list (as CSV stores it) is decoded, other text is split by line."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                decoded = json.loads(text)
-            except json.JSONDecodeError:
-                decoded = None
-            if isinstance(decoded, list):
-                return decoded
-        return [line for line in text.splitlines() if line.strip()]
-    return [value]
-
-
 def row_unit(label: str) -> str:
     """How rows of a source are counted in messages: "line" for JSONL files, "row" otherwise."""
     name = label.lower().removesuffix(".gz")
     return "line" if name.endswith((".jsonl", ".ndjson")) else "row"
-
-
-# --- the skeleton shared by dataset-backed tasks ----------------------------------------------
-
-SYSTEM_PROMPT = "You are a helpful assistant."  # the same as the arithmetic task, so tasks compare
-
-
-class DataTask:
-    """Options, lazy loading, stable ids and bad-row bookkeeping for tasks read from a dataset.
-
-    A subclass declares its hub dataset (`source`, `configs`, `default_split`), the fields it reads
-    (`columns`: our name -> hub column; `required`), its prompt (`template`, `placeholders`), and
-    implements `prepare(row)` (row -> record, raising RowError for unusable data), `build` only when
-    the prompt depends on the seed, and `verify`.
-    """
-
-    name: str
-    source: str
-    size: int | str
-    metric: str
-    answer_type: str
-    configs: tuple[str | None, ...] = (None,)
-    default_split: str = "test"
-    columns: Mapping[str, str] = {}
-    required: tuple[str, ...] = ()
-    placeholders: tuple[str, ...] = ("question",)
-    template: str = "{question}"
-
-    def __init__(
-        self,
-        data: str | None = None,
-        fields: Mapping[str, str] | str | None = None,
-        split: str | None = None,
-        config: str | None = None,
-        skip_bad_rows: bool = False,
-        prompt: str | None = None,
-    ) -> None:
-        if data is not None:
-            data = str(data) if hasattr(data, "__fspath__") else data
-            resolve_source(data)  # a mistyped path fails now, not after the model has loaded
-        mapping = parse_fields(fields)
-        unknown = sorted(set(mapping) - set(self.columns))
-        if unknown:
-            raise UserError(
-                f"{self.name}: unknown field(s) {', '.join(map(repr, unknown))} in fields; "
-                f"this task reads {', '.join(self.columns)}"
-            )
-        for opt, v in (("split", split), ("config", config)):
-            if v is not None and (not isinstance(v, str) or not v.strip()):
-                raise UserError(f"{self.name}: option {opt}={v!r} must be a non-empty string")
-        if not isinstance(skip_bad_rows, bool):
-            raise UserError(f"{self.name}: option skip_bad_rows={skip_bad_rows!r} must be true or false")
-        self.data = data
-        self.fields = {**self.columns_for(config), **mapping}
-        self.split = split or self.default_split
-        self.config = config
-        self.skip_bad_rows = skip_bad_rows
-        self.prompt = check_template(
-            self.template if prompt is None else prompt, self.placeholders, self.name
-        )
-        self.skipped: list[BadRow] = []
-        self._records: list[tuple[str, dict[str, Any]]] | None = None
-
-    def columns_for(self, config: str | None) -> dict[str, str]:
-        """Our field -> hub column for a config (override where configs name columns differently)."""
-        return dict(self.columns)
-
-    # -- loading --
-    def _sources(self) -> list[tuple[str, str | None]]:
-        if self.data is not None:
-            return [(self.data, self.config)]
-        configs = (self.config,) if self.config is not None else self.configs
-        return [(self.source, c) for c in configs]
-
-    def records(self) -> list[tuple[str, dict[str, Any]]]:
-        """(problem id, prepared record) for every usable row, loaded once; fills self.skipped."""
-        if self._records is not None:
-            return self._records
-        out: list[tuple[str, dict[str, Any]]] = []
-        skipped: list[BadRow] = []
-        offset = 0
-        for src, config in self._sources():
-            rows, bad = load_rows(
-                src,
-                split=self.split,
-                config=config,
-                fields=self.fields,
-                required=self.required,
-                skip_bad_rows=self.skip_bad_rows,
-            )
-            skipped.extend(bad)
-            for row in rows:
-                try:
-                    record = self.prepare(row)
-                except RowError as e:
-                    column = self.fields.get(e.field, e.field) if e.field else None
-                    bad_row = BadRow(row["_source"], row["_row"], column, e.reason, row_unit(row["_source"]))
-                    if not self.skip_bad_rows:
-                        raise UserError(f"{bad_row} (use --skip-bad-rows to skip such rows)") from None
-                    skipped.append(bad_row)
-                    continue
-                record.setdefault("meta", {}).update(source=row["_source"], row=row["_row"])
-                out.append((f"{self.name}-{offset + row['_index']:04d}", record))
-            offset += len(rows) + len(bad)
-        if not out:
-            raise UserError(f"{self.name}: no usable rows ({len(skipped)} bad; first: {skipped[0]})")
-        self.skipped, self._records = skipped, out
-        return out
-
-    # -- the Task protocol --
-    def problems(self, limit: int | None = None, seed: int = 0) -> list[Problem]:
-        """The first `limit` usable rows in file order (all when None) as problems."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise UserError(f"{self.name}: limit={limit!r} must be an integer >= 1")
-        chosen = self.records() if limit is None else self.records()[:limit]
-        return [self.build(pid, record, seed) for pid, record in chosen]
-
-    def prepare(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Row -> record: "gold", "meta" and a text value per placeholder. Raise RowError on bad data."""
-        raise NotImplementedError
-
-    def build(self, pid: str, record: dict[str, Any], seed: int) -> Problem:
-        """The problem for a prepared record (override when the prompt depends on the seed)."""
-        values = {p: record[p] for p in self.placeholders}
-        return self.make_problem(pid, render(self.prompt, values), record["gold"], record["meta"])
-
-    def make_problem(self, pid: str, user_prompt: str, gold: str, meta: dict[str, Any]) -> Problem:
-        return Problem(
-            task=self.name,
-            id=pid,
-            messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_prompt}],
-            gold=gold,
-            meta=meta,
-        )
-
-    def verify(self, problem: Problem, answer_text: str) -> Verdict:
-        raise NotImplementedError
