@@ -14,14 +14,9 @@ import pytest
 
 from thinkcost.metrics.repetition import repetition
 from thinkcost.report import figures as F
+from thinkcost.report.browser import TRACE_CHAR_LIMIT, decode_payload, marked_parts
 from thinkcost.report.build import build_report
-from thinkcost.report.html import (
-    TRACE_CHAR_LIMIT,
-    decode_payload,
-    marked_parts,
-    plotly_js,
-    render_report,
-)
+from thinkcost.report.html import plotly_js, render_report
 from thinkcost.report.table import summary_json
 from thinkcost.store import Store
 from thinkcost.strategies import SamplingOptions, describe, parse_strategy

@@ -4,13 +4,14 @@ generations), so `thinkcost report` rebuilds exactly what `thinkcost run` printe
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from .accuracy import wilson_interval
 from .efficiency import effective_speedup, per_correct, tokens_per_second
+from .plugins import metric_values
 from .tokens import RatioCI, ctir, mean_ci
 
 
@@ -58,12 +59,19 @@ class VariantSummary:
     file_bytes: int | None = None  # GGUF variants: size of the file the engine ran
     proxy_loss: float | None = None  # sum of tr((W-Q) H (W-Q)^T) over layers, GPTQ/Babai variants
     quantize_s: float | None = None
+    # plugin metrics (metrics.plugins.METRICS) by registered name: one dict, so a new metric
+    # needs no field here and old summary.json files (without it) still read
+    extra: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
+        if not d["extra"]:  # no plugin metrics: the summary is byte for byte what it was before them
+            del d["extra"]
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = [_clean(x) for x in v]
+            elif isinstance(v, dict):
+                d[k] = {name: _clean(x) for name, x in v.items()}
             else:
                 d[k] = _clean(v)
         return d
@@ -115,7 +123,8 @@ def summarize(
 
 
 def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[VariantSummary]:
-    by = {v: o[o["variant"] == v].set_index("problem_id") for v in variants}
+    frames = {v: o[o["variant"] == v] for v in variants}
+    by = {v: f.set_index("problem_id") for v, f in frames.items()}
     ref = by.get(reference)
     ref_spc = (
         per_correct(float(ref["cost_s"].sum()), float(ref["correct_answers"].sum()))
@@ -183,6 +192,7 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
                 file_bytes=vi.get("file_bytes"),
                 proxy_loss=vi.get("proxy_loss"),
                 quantize_s=vi.get("quantize_s"),
+                extra=metric_values(frames[v], f"{v} / {strat}"),
             )
         )
     return rows

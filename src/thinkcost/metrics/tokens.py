@@ -25,14 +25,18 @@ class RatioCI:
     n: int
 
 
-def _check_boot(n_boot: int, level: float) -> None:
+def check_bootstrap(n_boot: int, level: float) -> None:
+    """Reject a bootstrap that cannot give an interval (shared by every bootstrap in thinkcost, so
+    `ctir`, `mean_ci` and `thinkcost compare` fail with the same message)."""
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
 
 
-def _quantiles(samples: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """(low, high) percentile interval of bootstrap resample statistics at confidence `level`:
+    one definition of the interval for every bootstrap CI thinkcost prints."""
     alpha = 1.0 - level
     lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
@@ -70,7 +74,7 @@ def ctir(
     numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))), applies the same indices
     to base and variant, and drops resamples whose base mean is 0.
     """
-    _check_boot(n_boot, level)
+    check_bootstrap(n_boot, level)
     ids = _shared_ids(base_tokens, var_tokens, base_correct, var_correct)
     n = len(ids)
     if n == 0:
@@ -89,7 +93,7 @@ def ctir(
     keep = b_boot != 0
     if not keep.any():
         return RatioCI(ratio, _NAN, _NAN, n)
-    low, high = _quantiles(v_boot[keep] / b_boot[keep], level)
+    low, high = percentile_interval(v_boot[keep] / b_boot[keep], level)
     return RatioCI(ratio, low, high, n)
 
 
@@ -106,11 +110,11 @@ def mean_ci(
     values: Sequence[float], *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
     """(mean, low, high) with a bootstrap percentile CI, e.g. for mean reasoning tokens; nan if empty."""
-    _check_boot(n_boot, level)
+    check_bootstrap(n_boot, level)
     x = np.asarray(values, dtype=np.float64)  # [n]
     n = x.size
     if n == 0:
         return (_NAN, _NAN, _NAN)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))  # [n_boot, n]
-    low, high = _quantiles(x[idx].mean(axis=1), level)
+    low, high = percentile_interval(x[idx].mean(axis=1), level)
     return (float(x.mean()), low, high)

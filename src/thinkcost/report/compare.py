@@ -22,9 +22,10 @@ from rich.text import Text
 from ..errors import UserError
 from ..metrics.outcomes import outcomes
 from ..metrics.summary import reference_variant
-from ..metrics.tokens import _check_boot, _quantiles
+from ..metrics.tokens import check_bootstrap, percentile_interval
 from ..store import Store
 from .export import resolve_run
+from .format import num
 from .markdown import markdown_table
 
 # metric -> what it measures; every one is a ratio of sums over the compared problems.
@@ -122,7 +123,7 @@ def paired_bootstrap_delta(
     by problem. The bootstrap draws one index matrix
     numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n)), applies the same rows to
     both sides (paired), and drops resamples where either denominator sums to 0."""
-    _check_boot(n_boot, level)
+    check_bootstrap(n_boot, level)
     arrays = [np.asarray(x, dtype=np.float64) for x in (num_a, den_a, num_b, den_b)]
     n = arrays[0].size
     if any(x.size != n for x in arrays):
@@ -138,7 +139,7 @@ def paired_bootstrap_delta(
     if not keep.any():
         return (a, b, b - a, math.nan, math.nan)
     diff = nb[idx][keep].sum(axis=1) / db_boot[keep] - na[idx][keep].sum(axis=1) / da_boot[keep]
-    low, high = _quantiles(diff, level)
+    low, high = percentile_interval(diff, level)
     return (a, b, b - a, low, high)
 
 
@@ -173,11 +174,12 @@ def compare_outcomes(
     for v, s in matched:
         oa, ob = _row(out_a, v, s), _row(out_b, v, s)
         ids = sorted(set(oa.index) & set(ob.index) & shared)
-        for metric, (num, den) in _COLUMNS.items():
+        for metric, (num_col, den_col) in _COLUMNS.items():
             parts = []
             for o in (oa, ob):
                 x = o.loc[ids]
-                parts += [x[num].to_numpy(float), x[den].to_numpy(float) if den else np.ones(len(ids))]
+                den = x[den_col].to_numpy(float) if den_col else np.ones(len(ids))
+                parts += [x[num_col].to_numpy(float), den]
             deltas.append(_delta(v, s, metric, ids, parts, n_boot, seed))
         if ref_a is None or ref_b is None or v == ref_a == ref_b:
             continue
@@ -299,15 +301,13 @@ def comparison_notes(cmp: Comparison) -> list[str]:
 
 
 def _fmt(metric: str, x: float, signed: bool = False) -> str:
-    if x is None or math.isnan(x):
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
+    """A value (or, `signed`, a difference) in the metric's unit: accuracy in % (differences in
+    percentage points), token counts whole (differences to one decimal)."""
     if metric == "accuracy":
-        return f"{100 * x:+.1f} pp" if signed else f"{100 * x:.1f}%"
+        return num(x, "{:+.1f} pp" if signed else "{:.1f}%", scale=100)
     if metric in ("reasoning_tokens", "tokens_per_problem"):
-        return f"{x:+.1f}" if signed else f"{x:.0f}"
-    return f"{x:+.2f}" if signed else f"{x:.2f}"
+        return num(x, "{:+.1f}" if signed else "{:.0f}")
+    return num(x, "{:+.2f}" if signed else "{:.2f}")
 
 
 CELL_COLUMNS = ("variant", "strategy", "metric", "n", "A", "B", "Δ B−A", "95% CI", "significant")

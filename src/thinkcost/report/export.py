@@ -19,7 +19,7 @@ EXPORT_COLUMNS: dict[str, str] = {
     "run_id": "id of the run (hash of the fields that change what a generation is)",
     "run_name": "the run's name",
     "variant": "variant label (base, rtn-w4g32, gguf:Q4_K_M, served:NAME, ...)",
-    "strategy": "recipe key the sample was drawn under (greedy, sample:t=0.7,p=0.95, ...)",
+    "recipe": "recipe key the sample was drawn under (greedy, sample:t=0.7,p=0.95, ...)",
     "problem_id": "problem id, stable across runs of the same task and seed",
     "sample": "sample index within the recipe (0 for greedy)",
     "task": "task name",
@@ -92,7 +92,7 @@ def export_frame(store: Store, run_id: str) -> pd.DataFrame:
         # rows stored before formats existed were split by the `none` rules
         reasoning_format=gens["reasoning_format"].fillna("none"),
     )
-    gens = gens.sort_values(["_v", "variant", "strategy", "problem_position", "sample"], kind="stable")
+    gens = gens.sort_values(["_v", "variant", "recipe", "problem_position", "sample"], kind="stable")
     return gens[list(EXPORT_COLUMNS)].reset_index(drop=True)
 
 

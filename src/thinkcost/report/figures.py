@@ -9,11 +9,12 @@ becomes ``None``, which plotly.js draws as a gap and JSON can carry.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
+
+from .format import finite, row_dicts
 
 PALETTE = (
     "#1f77b4",
@@ -31,23 +32,6 @@ CORRECT_COLOR = "#2ca02c"
 WRONG_COLOR = "#d62728"
 
 Figure = dict[str, Any]
-
-
-def row_dicts(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """VariantSummary rows or ``summary_json()["variants"]`` dicts -> dicts, so every panel
-    reads one shape whichever the caller holds."""
-    return [r.to_json() if hasattr(r, "to_json") else dict(r) for r in rows]
-
-
-def finite(x: Any) -> float | None:
-    """A plottable float, or None for NaN / infinity / missing ("inf" as summary_json writes it)."""
-    if x is None or isinstance(x, str):
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def plot_text(s: Any) -> str:
@@ -218,16 +202,16 @@ def token_samples(
     requests (finish_reason "error", no tokens) left out. Columns: category, correct, tokens."""
     g = gens[gens["variant"].isin(list(variants))]
     if recipes is not None:
-        g = g[g["strategy"].isin(list(recipes))]
+        g = g[g["recipe"].isin(list(recipes))]
     if "finish_reason" in g:
         g = g[g["finish_reason"] != "error"]
-    several = g["strategy"].nunique() > 1
-    cat = g["variant"] + (" · " + g["strategy"] if several else "")
+    several = g["recipe"].nunique() > 1
+    cat = g["variant"] + (" · " + g["recipe"] if several else "")
     return pd.DataFrame(
         {
             "category": cat.to_numpy(),
             "variant": g["variant"].to_numpy(),
-            "recipe": g["strategy"].to_numpy(),
+            "recipe": g["recipe"].to_numpy(),
             "correct": g["correct"].astype(bool).to_numpy(),
             "tokens": g["reasoning_tokens"].astype(int).to_numpy(),
         }
@@ -360,7 +344,7 @@ def reliability_figure(gens: pd.DataFrame, variants: Sequence[str], n_bins: int 
         {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "perfect calibration",
          "line": {"dash": "dot", "color": "#999"}}
     ]  # fmt: skip
-    for (variant, recipe), g in gens.groupby(["variant", "strategy"], sort=False):
+    for (variant, recipe), g in gens.groupby(["variant", "recipe"], sort=False):
         if variant not in variants or g["confidence"].isna().all():
             continue
         conf = [None if pd.isna(x) else float(x) for x in g["confidence"]]

@@ -1,5 +1,6 @@
 """GitHub-flavoured Markdown tables, for model cards and pull requests: the same cells as the
-terminal table (rows_for_display), so a pasted table never disagrees with `thinkcost report`.
+terminal table (rows_for_display: the "table" view of report/columns.py), so a pasted table
+never disagrees with `thinkcost report`.
 
 Cells escape `\\` and `|` with a backslash (GFM renders both literally), which is what lets
 `parse_markdown_table` read the exact cell strings back."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..metrics.summary import VariantSummary
+from .columns import display_cells
+from .format import ci, pct
 
 JSON_KEYS = (
     "name",
@@ -33,58 +34,10 @@ JSON_KEYS = (
 )
 
 
-def _num(x: float | None, fmt: str = "{:.2f}") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, float) and math.isinf(x):
-        return "∞"
-    return fmt.format(x)
-
-
-def _ci(lo: float, hi: float, fmt: str = "{:.2f}") -> str:
-    if math.isnan(lo) or math.isnan(hi):
-        return ""
-    return f" ({_num(lo, fmt)}–{_num(hi, fmt)})"
-
-
-def rows_for_display(rows: list[VariantSummary]) -> list[dict[str, str]]:
-    """Formatted cells, shared by the terminal table and the HTML page. Columns about sampling
-    (strategy, tokens per problem, samples) appear only when a run has more than greedy."""
-    multi = any(r.strategy != "greedy" for r in rows)
-    calibrated = any(getattr(r, "ece", None) is not None for r in rows)  # --confidence runs only
-    out = []
-    for r in rows:
-        pct = "{:.0f}"
-        cells = {
-            "variant": r.name + _size_label(r),
-        }
-        if multi:
-            cells["strategy"] = r.strategy
-        cells |= {
-            "accuracy (95% CI)": f"{_num(100 * r.accuracy, pct)}%"
-            f"{_ci(100 * r.accuracy_ci[0], 100 * r.accuracy_ci[1], pct)} {r.n_correct}/{r.n}",
-            "reasoning tok": _num(r.mean_reasoning_tokens, pct),
-        }
-        if multi:
-            cells["tok/problem"] = _num(r.tokens_per_problem, pct)
-        cells |= {
-            "CTIR joint (95% CI)": _num(r.ctir) + _ci(*r.ctir_ci) + f" n={r.ctir_n}",
-            "CTIR all (95% CI)": _num(r.ctir_all) + _ci(*r.ctir_all_ci),
-            "hit cap": f"{_num(100 * r.truncated_share, pct)}%",
-            "tok/s": _num(r.tokens_per_s, "{:.1f}"),
-            "tok/correct": _num(r.tokens_per_correct, pct),
-            "s/correct": _num(r.s_per_correct, "{:.1f}"),
-            "speed-up": _num(r.effective_speedup) + "×",
-        }
-        if calibrated:
-            cells["ECE"] = _num(r.ece, "{:.3f}")
-            cells["Brier"] = _num(r.brier, "{:.3f}")
-            cells["AUROC"] = _num(r.auroc)
-            cells["no conf."] = f"{_num(100 * r.confidence_missing, pct)}%"
-        if multi:
-            cells["frontier"] = "★" if r.pareto else ""
-        out.append(cells)
-    return out
+def rows_for_display(rows: Iterable[Any]) -> list[dict[str, str]]:
+    """Formatted cells of the terminal table and the Markdown export (the column spec's "table"
+    view, report/columns.py): header -> text, one dict per row."""
+    return display_cells(rows, "table")
 
 
 def rich_table(rows: list[VariantSummary], title: str, reference: str, notes: Sequence[str] = ()) -> Table:
@@ -170,21 +123,6 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{t
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul></body></html>"""
 
 
-def _size_label(r: VariantSummary) -> str:
-    """ " (5.00 b/w layers, 12.4 model)": both figures of README "b/w" (either may be missing in
-    an older store), plus the file size for variants that are files (GGUF)."""
-    layers = getattr(r, "bits_per_weight_layers", None) or getattr(r, "bits_per_weight", None)
-    model = getattr(r, "bits_per_weight_model", None)
-    parts = []
-    if layers:
-        parts.append(f"{layers:.2f} b/w layers")
-    if model:
-        parts.append(f"{model:.1f} model" if layers else f"{model:.2f} b/w model")
-    if parts and (size := getattr(r, "file_bytes", None)):
-        parts.append(f"{size / 1e6:.0f} MB")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
 def robustness_table(records: list[dict[str, Any]]) -> Table:
     """Attack success (canary/secret in the answer) and leaks in the reasoning per (variant,
     strategy), Wilson 95% CIs: printed after the main table for injection/extraction runs."""
@@ -197,17 +135,14 @@ def robustness_table(records: list[dict[str, Any]]) -> Table:
         "leak anywhere",
         title="robustness of exposed reasoning",
     )
-    pct = "{:.0f}"
     for r in records:
 
         def cell(part: str, r=r) -> str:
             n = r.get(part + "_n", r["n"])
             if not n:
                 return "n/a (heuristic split)"
-            return (
-                f"{_num(100 * r[part + '_rate'], pct)}%"
-                f"{_ci(100 * r[part + '_ci_low'], 100 * r[part + '_ci_high'], pct)} {r[part]}/{n}"
-            )
+            bounds = (r[part + "_ci_low"], r[part + "_ci_high"])
+            return f"{pct(r[part + '_rate'])}{ci(bounds, '{:.0f}', 100)} {r[part]}/{n}"
 
         t.add_row(
             *(
