@@ -32,22 +32,19 @@ from rich.table import Table
 from thinkcost.engines.hf import load_hf, save_hf
 from thinkcost.models import resolve_model
 from thinkcost.quant.babai import babai_quantize
+from thinkcost.quant.calibration import build_calibration
 from thinkcost.quant.checkpoint import import_gptq
-from thinkcost.quant.gptq import GPTQConfig, gptq_quantize, proxy_loss
-from thinkcost.quant.methods import rtn_layer
+from thinkcost.quant.gptq import ORDERS, GPTQConfig, gptq_quantize, proxy_loss
 from thinkcost.quant.sequential import quantize_sequential_
-from thinkcost.runner import build_calibration
-from thinkcost.spec import build_spec
+from thinkcost.quant.solvers import layer_solver
 from thinkcost.tasks import get_task
-
-ORDERS = ("natural", "act-order", "reverse", "min-pivot")
 
 
 def compare_methods(model, calib, bits: int, group: int, console: Console):
     """One sequential pass; every layer solved by every method on the same H."""
     losses: dict[str, float] = defaultdict(float)
     seconds: dict[str, float] = defaultdict(float)
-    solvers = {"rtn": (rtn_layer, "natural")}
+    solvers = {"rtn": (layer_solver("rtn"), "natural")}
     solvers |= {f"gptq/{o}": (gptq_quantize, o) for o in ORDERS}
     solvers["babai/natural"] = (babai_quantize, "natural")  # equals gptq/reverse, a check at scale
 
@@ -81,8 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     console = Console(width=140)
     model, tok = load_hf(resolve_model(args.model))
-    spec = build_spec({}, {"model": args.model, "calib_samples": args.calib, "calib_seq_len": args.seq_len})
-    calib = build_calibration(spec, get_task("arithmetic"), tok)
+    calib = build_calibration(get_task("arithmetic"), tok, n_samples=args.calib, seq_len=args.seq_len, seed=0)
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
     console.print(
         f"{args.model}, w{args.bits}g{args.group}, calibration {tuple(calib.shape)} from task prompts"

@@ -1,5 +1,6 @@
-"""`thinkcost quantize`: quantize a model with RTN, GPTQ or Babai and write a GPTQ checkpoint,
-logging each layer's proxy loss and time (so methods and column orders can be compared)."""
+"""`thinkcost quantize`: quantize a model with any registered method (RTN, GPTQ, Babai, ...;
+quant/methods.py) and write a GPTQ checkpoint, logging each layer's proxy loss and time (so
+methods and column orders can be compared)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .errors import UserError
 from .models import resolve_model
 from .quant.bits import check_bits
-
-METHODS = ("rtn", "gptq", "babai")
-ORDERS = ("natural", "act-order", "reverse", "min-pivot")
 
 
 @dataclass
@@ -39,15 +37,28 @@ class QuantizeJob:
 
     def check(self) -> None:
         """Every flag, before the model is loaded: a typo must not cost a load and a calibration."""
-        if self.method not in METHODS:
-            raise UserError(f"--method: expected one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.order not in ORDERS:
-            raise UserError(f"--order: expected one of {', '.join(ORDERS)}, got {self.order!r}")
+        from .quant.methods import column_orders, method_names, quantizer_meta
+
+        methods, orders = method_names(), column_orders()
+        if self.method not in methods:
+            raise UserError(f"--method: expected one of {', '.join(methods)}, got {self.method!r}")
+        if self.order not in orders:
+            raise UserError(f"--order: expected one of {', '.join(orders)}, got {self.order!r}")
+        supported = quantizer_meta(self.method).orders  # () = no column order: --order is ignored
+        if supported and self.order not in supported:
+            raise UserError(f"--order: {self.method} supports {', '.join(supported)}, got {self.order!r}")
         check_bits(self.bits, field="--bits", checkpoint=True)  # the job ends in a checkpoint export
         if self.group_size < 0:
             raise UserError(
                 f"--group-size: expected 0 (per channel) or a positive divisor, got {self.group_size}"
             )
+        for flag, value, least in (
+            ("--calib", self.calib_samples, 1),
+            ("--seq-len", self.calib_seq_len, 8),
+            ("--seed", self.seed, 0),
+        ):
+            if value < least:
+                raise UserError(f"{flag}: expected an integer >= {least}, got {value}")
         if self.out.exists() and any(self.out.iterdir()):
             raise UserError(f"-o {str(self.out)!r} exists and is not empty; choose a new directory")
 
@@ -61,32 +72,26 @@ def _contiguous(g_idx, group_size: int) -> bool:
 
 def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
     """Load, calibrate, quantize block by block, export; returns one log row per layer."""
-    job.check()  # before importing torch, loading or calibrating anything
+    job.check()  # before loading or calibrating anything
     from .engines.hf import load_hf
+    from .quant.calibration import build_calibration
     from .quant.checkpoint import export_gptq
     from .quant.gptq import GPTQConfig
-    from .quant.methods import SOLVERS
     from .quant.sequential import quantize_sequential_
-    from .spec import build_spec
+    from .quant.solvers import layer_solver
     from .tasks import get_task
 
     source = resolve_model(job.model)
     with console.status(f"loading {job.model}"):
         model, tok = load_hf(source, dtype=job.dtype)
-    spec = build_spec(
-        {},
-        {
-            "model": job.model,
-            "task": job.task,
-            "seed": job.seed,
-            "calib_samples": job.calib_samples,
-            "calib_seq_len": job.calib_seq_len,
-            "calib_file": job.calib_file,
-        },
+    calib = build_calibration(
+        get_task(job.task),
+        tok,
+        n_samples=job.calib_samples,
+        seq_len=job.calib_seq_len,
+        calib_file=job.calib_file,
+        seed=job.seed,
     )
-    from .runner import build_calibration
-
-    calib = build_calibration(spec, get_task(job.task), tok)
     cfg = GPTQConfig(
         bits=job.bits,
         group_size=job.group_size,
@@ -95,7 +100,7 @@ def run_quantize(job: QuantizeJob, console: Console) -> list[dict]:
         mse=job.mse,
         static_groups=job.static_groups,
     )
-    solve = SOLVERS[job.method]
+    solve = layer_solver(job.method)
     log: list[dict] = []
 
     def solver(W, H, name):

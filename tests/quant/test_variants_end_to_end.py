@@ -47,8 +47,8 @@ def test_babai_proxy_loss_below_rtn_on_model_hessians(smollm):
     import copy
 
     from thinkcost.quant.gptq import GPTQConfig
-    from thinkcost.quant.methods import SOLVERS
     from thinkcost.quant.sequential import quantize_sequential_
+    from thinkcost.quant.solvers import SOLVERS
 
     model, tok = copy.deepcopy(smollm[0]), smollm[1]
     model.model.layers = model.model.layers[:4]  # four real blocks are enough for the claim

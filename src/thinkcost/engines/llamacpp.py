@@ -16,7 +16,6 @@ that file quantized by llama.cpp (quant/gguf_files.py).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import time
@@ -27,33 +26,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..llamacpp_lib import import_llama_cpp
 from ..models import ModelSource, cache_dir
 from ..reasoning import detect_format, render_prompt
 from ..types import Completion, OnComplete, Request
-from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
-
-_QUIET = None  # the log callback must outlive every llama.cpp call
-
-
-def import_llama_cpp():
-    try:
-        import llama_cpp
-    except ImportError:
-        raise UserError(
-            "the llamacpp engine needs llama-cpp-python: pip install 'thinkcost[llamacpp]' with the "
-            "CMAKE_ARGS given in the README"
-        ) from None
-    global _QUIET
-    if _QUIET is None:  # llama.cpp logs every tensor to stderr; keep the terminal for progress bars
-
-        @llama_cpp.llama_log_callback
-        def _quiet(level, text, user_data):  # pragma: no cover - called from C
-            return None
-
-        _QUIET = _quiet
-        llama_cpp.llama_log_set(_QUIET, ctypes.c_void_p(0))
-        llama_cpp.llama_backend_init()
-    return llama_cpp
+from .control import RowControl, ShortMK, Vocab, complete, plan_batches
+from .penalty import PenaltyRules, penalty_rules
 
 
 class _Row(RowControl):

@@ -6,133 +6,23 @@ calls `restore_linear_weights_` then `quantize_model_`: no reload between varian
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from thinkcost.errors import UserError
-from thinkcost.quant.bits import BitsError, check_bits
-from thinkcost.quant.rtn import quantize_rtn
+from thinkcost.quant.methods import QUANTIZERS, VariantSpec, parse_variant, quantizer_meta
 
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """One precision of a model, parsed once from its name so later code never re-parses it."""
-
-    name: str
-    method: str  # "base" | "rtn" | "gptq" | "babai" | "ckpt"
-    bits: int | None = None
-    group_size: int | None = None  # 0 = per output channel
-    sym: bool = True
-    include_lm_head: bool = False
-    order: str = "natural"  # column order for gptq/babai: natural | act-order | reverse | min-pivot
-    path: str | None = None  # ckpt:PATH
-
-    @property
-    def needs_calibration(self) -> bool:
-        return self.method in ("gptq", "babai")
-
-
-# name -> spec. A new method adds one (regex, builder, form) row; a builder raises
-# ValueError with the reason when the name has the right shape but a bad value.
-_Builder = Callable[[str, re.Match[str]], VariantSpec]
-
-
-def _base(name: str, m: re.Match[str]) -> VariantSpec:
-    return VariantSpec(name=name, method="base")
-
-
-def _wg(name: str, m: re.Match[str]) -> tuple[int, int]:
-    """Bits and group of a `…-w{bits}g{group}` name; fake quantization takes any FAKE_QUANT_BITS."""
-    return check_bits(int(m["bits"]), field=f"variant {name!r}"), int(m["group"])
-
-
-def _rtn(name: str, m: re.Match[str]) -> VariantSpec:
-    bits, group = _wg(name, m)
-    return VariantSpec(
-        name=name,
-        method="rtn",
-        bits=bits,
-        group_size=group,
-        sym=m["asym"] is None,
-        include_lm_head=m["head"] is not None,
-    )
-
-
-_VARIANTS: list[tuple[re.Pattern[str], _Builder, str]] = [
-    (re.compile(r"base"), _base, "base"),
-    (
-        re.compile(r"rtn-w(?P<bits>\d+)g(?P<group>\d+)(?P<asym>-asym)?(?P<head>-head)?"),
-        _rtn,
-        "rtn-w{bits}g{group}[-asym][-head]",
-    ),
+__all__ = [  # VariantSpec and parse_variant live in methods.py; importing them from here still works
+    "VariantSpec",
+    "parse_variant",
+    "quantize_model_",
+    "restore_linear_weights_",
+    "snapshot_linear_weights",
 ]
-
-
-def _gptq(name: str, m: re.Match[str]) -> VariantSpec:
-    bits, group = _wg(name, m)
-    order = "act-order" if m["act"] else "natural"
-    return VariantSpec(
-        name=name, method="gptq", bits=bits, group_size=group, sym=m["asym"] is None, order=order
-    )
-
-
-_ORDERS = {
-    "natural": "natural",
-    "act": "act-order",
-    "act-order": "act-order",
-    "reverse": "reverse",
-    "min-pivot": "min-pivot",
-}
-
-
-def _babai(name: str, m: re.Match[str]) -> VariantSpec:
-    bits, group = _wg(name, m)
-    order = _ORDERS.get(m["order"] or "natural")
-    if order is None:
-        raise ValueError(f"order must be one of {', '.join(sorted(set(_ORDERS)))}")
-    return VariantSpec(
-        name=name, method="babai", bits=bits, group_size=group, sym=m["asym"] is None, order=order
-    )
-
-
-def _ckpt(name: str, m: re.Match[str]) -> VariantSpec:
-    return VariantSpec(name=name, method="ckpt", path=m["path"])
-
-
-_VARIANTS += [
-    (
-        re.compile(r"gptq-w(?P<bits>\d+)g(?P<group>\d+)(?P<act>-act)?(?P<asym>-asym)?"),
-        _gptq,
-        "gptq-w{bits}g{group}[-act][-asym]",
-    ),
-    (
-        re.compile(r"babai-w(?P<bits>\d+)g(?P<group>\d+)(?:-(?P<order>[a-z-]+?))?(?P<asym>-asym)?"),
-        _babai,
-        "babai-w{bits}g{group}[-natural|-act|-reverse|-min-pivot][-asym]",
-    ),
-    (re.compile(r"ckpt:(?P<path>.+)"), _ckpt, "ckpt:PATH"),
-]
-
-
-def parse_variant(name: str) -> VariantSpec:
-    """Validate a variant name from a spec or flag, failing with one line that shows the forms."""
-    expected = "expected " + " or ".join(form for _, _, form in _VARIANTS)
-    for pattern, build, _ in _VARIANTS:
-        m = pattern.fullmatch(name)
-        if m is not None:
-            try:
-                return build(name, m)
-            except BitsError:
-                raise  # already one line naming the variant and the allowed widths
-            except ValueError as e:
-                raise UserError(f"unknown variant {name!r}: {e}; {expected}") from None
-    raise UserError(f"unknown variant {name!r}; {expected}")
 
 
 def _head_name(model: nn.Module) -> str | None:
@@ -186,9 +76,10 @@ def quantize_model_(
     """Replace Linear weights by their quantized-then-dequantized values, in place.
 
     Weights stay float: we measure what the precision does to reasoning, not kernel speed.
-    RTN touches every Linear but the LM head (unless `-head`); GPTQ/Babai run block by block
-    over the transformer blocks on `calib` token ids; `ckpt:PATH` loads a GPTQ checkpoint's
-    quantized Linear weights into the model. Returns {n_layers, n_weights,
+    The method's solve function comes from the registry (quant/methods.py): a weight-only one
+    (RTN) touches every Linear but the LM head (unless `-head`); a calibration one (GPTQ/Babai)
+    runs block by block over the transformer blocks on `calib` token ids. `ckpt:PATH` loads a
+    GPTQ checkpoint's quantized Linear weights into the model. Returns {n_layers, n_weights,
     bits_per_weight_effective, bits_per_weight_layers, bits_per_weight_model, seconds, ...}.
     A quantized weight costs its bits plus one fp16 scale and one fp16 zero per group:
     bits + 32 / group_size, with group_size = in_features for per-channel. "effective" averages
@@ -217,10 +108,11 @@ def quantize_model_(
             "bits_per_weight_effective": _mean_bits(model, stored),
             "seconds": time.perf_counter() - t0,
         } | bits_per_weight_figures(model, stored)
-    if spec.needs_calibration:
-        return _quantize_hessian_(model, spec, calib, on_block, t0)
-    if spec.method != "rtn":
-        raise UserError(f"variant {spec.name!r}: method {spec.method!r} cannot be applied in place")
+    if spec.method not in QUANTIZERS:
+        raise UserError(f"variant {spec.name!r}: unknown method {spec.method!r}")
+    solve = QUANTIZERS.get(spec.method)
+    if quantizer_meta(spec.method).calibration:
+        return _quantize_hessian_(model, spec, solve, calib, on_block, t0)
     assert spec.bits is not None and spec.group_size is not None
 
     layers = _linears(model, spec)
@@ -241,7 +133,7 @@ def quantize_model_(
 
     stored: dict[str, float] = {}
     for name, mod in layers:
-        res = quantize_rtn(mod.weight, spec.bits, spec.group_size, spec.sym)
+        res = solve(mod.weight, spec.bits, spec.group_size, spec.sym)
         mod.weight.copy_(res.dequant.to(mod.weight.dtype))
         stored[f"{name}.weight"] = spec.bits + 32 / (spec.group_size or mod.in_features)
     return {
@@ -252,10 +144,9 @@ def quantize_model_(
     } | bits_per_weight_figures(model, stored)
 
 
-def _quantize_hessian_(model, spec: VariantSpec, calib, on_block, t0: float) -> dict:
-    """GPTQ / Babai through the sequential block-wise driver."""
+def _quantize_hessian_(model, spec: VariantSpec, solve, calib, on_block, t0: float) -> dict:
+    """A calibration method (GPTQ, Babai, ...) through the sequential block-wise driver."""
     from .gptq import GPTQConfig
-    from .methods import SOLVERS
     from .sequential import quantize_sequential_
 
     if calib is None:
@@ -267,7 +158,6 @@ def _quantize_hessian_(model, spec: VariantSpec, calib, on_block, t0: float) -> 
                 f"variant {spec.name!r}: group size {spec.group_size} does not divide "
                 f"in_features={mod.in_features} of layer {name!r}; pick a divisor or g0 (per channel)"
             )
-    solve = SOLVERS[spec.method]
     layers = quantize_sequential_(model, calib, lambda W, H, _name: solve(W, H, cfg), on_block=on_block)
     stored = {
         f"{name}.weight": spec.bits + 32 / (spec.group_size or r.codes.shape[1]) for name, r in layers.items()

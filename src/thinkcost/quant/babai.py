@@ -57,6 +57,7 @@ import time
 import torch
 
 from thinkcost.quant.gptq import (
+    ORDERS,
     GPTQConfig,
     QuantizedLayer,
     column_order,
@@ -66,8 +67,16 @@ from thinkcost.quant.gptq import (
     prepare_problem,
     quantize,
 )
+from thinkcost.quant.methods import QUANTIZERS
 
 
+@QUANTIZERS.register(
+    "babai",
+    form="babai-w{bits}g{group}[-natural|-act|-reverse|-min-pivot][-asym]",
+    calibration=True,
+    orders=ORDERS,
+    summary="Babai's nearest plane in the lattice of H's Cholesky factor",
+)
 @torch.no_grad()
 def babai_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> QuantizedLayer:
     """Quantize W [out, in] by Babai's nearest plane in the lattice of H's Cholesky factor."""

@@ -66,3 +66,14 @@ def calibration_windows(texts: list[str], tokenizer, n_samples: int, seq_len: in
         ids = ids + ids
     starts = [rng.randrange(0, len(ids) - seq_len) for _ in range(n_samples)]
     return torch.tensor([ids[s : s + seq_len] for s in starts], dtype=torch.long)
+
+
+def build_calibration(
+    task, tokenizer, *, n_samples: int, seq_len: int, calib_file: str | Path | None = None, seed: int = 0
+) -> torch.Tensor:
+    """[n_samples, seq_len] token ids for GPTQ/Babai: the task's own prompts unless a file is given."""
+    if calib_file is not None:
+        texts = texts_from_file(calib_file)
+    else:
+        texts = texts_from_task(task, tokenizer, n_texts=max(64, n_samples * 2), seed=seed)
+    return calibration_windows(texts, tokenizer, n_samples, seq_len, seed)

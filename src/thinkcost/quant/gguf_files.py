@@ -162,7 +162,7 @@ def ftype_names() -> list[str]:
 
 def quantize_gguf(f32: str | Path, qtype: str, dst: str | Path, threads: int | None = None) -> Path:
     """`f32` quantized to `qtype` (e.g. Q8_0, Q4_K_M, Q3_K_S) by llama.cpp, cached by source."""
-    from ..engines.llamacpp import import_llama_cpp
+    from ..llamacpp_lib import import_llama_cpp
 
     llama_cpp = import_llama_cpp()  # a clear error if absent; llama.cpp's logging silenced
     f32, dst = Path(f32), Path(dst)

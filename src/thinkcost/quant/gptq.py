@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from thinkcost.quant.bits import check_bits
+from thinkcost.quant.methods import QUANTIZERS
 
 ORDERS = ("natural", "act-order", "reverse", "min-pivot")
 MSE_SHRINKS = tuple(1 - i / 100 for i in range(21))  # range shrink factors 1.00, 0.99, ..., 0.80
@@ -328,6 +329,13 @@ def inverse_cholesky_upper(H: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(M, torch.eye(H.shape[0], dtype=H.dtype, device=H.device), upper=True)
 
 
+@QUANTIZERS.register(
+    "gptq",
+    form="gptq-w{bits}g{group}[-act][-asym]",
+    calibration=True,
+    orders=ORDERS,
+    summary="GPTQ: column by column, each rounding error fed forward through H",
+)
 @torch.no_grad()
 def gptq_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> QuantizedLayer:
     """Quantize W [out, in] to minimize tr((W−Q) H (W−Q)ᵀ): GPTQ with lazy block updates."""

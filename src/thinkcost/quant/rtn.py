@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from thinkcost.quant.bits import check_bits
+from thinkcost.quant.methods import QUANTIZERS
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ def check_rtn_args(bits: int, group_size: int, in_features: int) -> None:
         raise ValueError(f"in_features={in_features} is not divisible by group_size={group_size}")
 
 
+@QUANTIZERS.register(
+    "rtn",
+    form="rtn-w{bits}g{group}[-asym][-head]",
+    calibration=False,
+    summary="round to nearest, per group; no calibration",
+)
 def quantize_rtn(w: torch.Tensor, bits: int, group_size: int, sym: bool = True) -> QuantResult:
     """Quantize a [out, in] weight to `bits`-bit codes per group: the no-calibration baseline."""
     if w.dim() != 2:
