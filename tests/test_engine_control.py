@@ -8,7 +8,8 @@ import re
 import pytest
 
 from scripted_engine import STEP_S, ScriptedEngine, WordTokenizer
-from thinkcost.engines.control import Vocab, penalty_rules, plan_batches
+from thinkcost.engines.control import Vocab, plan_batches
+from thinkcost.engines.penalty import penalty_rules
 from thinkcost.types import Request
 
 

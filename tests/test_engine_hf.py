@@ -226,7 +226,7 @@ def test_bf_wait_replaces_eos_by_the_wait_text_on_the_real_model(smollm):
 
 
 def test_wait_penalty_rules_and_effect_on_the_real_model(smollm):
-    from thinkcost.engines.control import penalty_rules
+    from thinkcost.engines.penalty import penalty_rules
 
     model, tok = smollm
     words = ("Wait", "Hmm")

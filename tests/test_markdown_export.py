@@ -92,7 +92,7 @@ def _store_frame(path):
     st = Store(path, create=False)
     g = st.generations("run1")
     st.close()
-    return g.sort_values(["variant", "strategy", "problem_id", "sample"]).reset_index(drop=True)
+    return g.sort_values(["variant", "recipe", "problem_id", "sample"]).reset_index(drop=True)
 
 
 def test_export_parquet_round_trip(tmp_path):
@@ -104,8 +104,8 @@ def test_export_parquet_round_trip(tmp_path):
     assert len(df) == len(store) == 2 * 6 * 3
     # variants in run order, then recipe, problem (run order) and sample
     assert list(df["variant"].drop_duplicates()) == ["base", "q"]
-    assert list(df.loc[df["strategy"] == SAMPLE_KEY, "problem_id"].iloc[:4]) == ["p0", "p0", "p1", "p1"]
-    got = df.sort_values(["variant", "strategy", "problem_id", "sample"]).reset_index(drop=True)
+    assert list(df.loc[df["recipe"] == SAMPLE_KEY, "problem_id"].iloc[:4]) == ["p0", "p0", "p1", "p1"]
+    got = df.sort_values(["variant", "recipe", "problem_id", "sample"]).reset_index(drop=True)
     for col in EXPORT_COLUMNS:
         if col in store.columns:
             want = store[col].astype(bool) if col in ("correct", "think_unclosed") else store[col]

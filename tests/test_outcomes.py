@@ -30,7 +30,7 @@ def gen(
     return {
         "variant": variant,
         "problem_id": pid,
-        "strategy": key,
+        "recipe": key,
         "sample": sample,
         "extracted": extracted,
         "correct": int(correct),

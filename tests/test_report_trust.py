@@ -21,7 +21,7 @@ def test_reliability_points_are_the_bins_mean_confidence_and_accuracy():
     gens = pd.DataFrame(
         {
             "variant": ["base"] * 4 + ["q3"] * 2,
-            "strategy": ["greedy"] * 6,
+            "recipe": ["greedy"] * 6,
             "confidence": [0.95, 0.92, 0.15, None, 0.5, 0.55],
             "correct": [1, 0, 0, 1, 1, 1],
         }

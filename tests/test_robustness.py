@@ -268,7 +268,7 @@ def _gens_frame() -> pd.DataFrame:
         ("B", "greedy", "p2", 0, "fine", "lynx-1000"),
         ("B", "greedy", "other", 0, "ZEBRA-4821", "ZEBRA-4821"),
     ]
-    cols = ["variant", "strategy", "problem_id", "sample", "reasoning_text", "answer_text"]
+    cols = ["variant", "recipe", "problem_id", "sample", "reasoning_text", "answer_text"]
     frame = pd.DataFrame(rows, columns=cols)
     frame["reasoning_format"] = "think-in-prompt"  # a reasoning trace the model marked
     return frame
@@ -324,7 +324,7 @@ def test_leak_in_reasoning_is_not_applicable_under_the_heuristic_split() -> None
     success and leaks anywhere still count every sample."""
     gens = _gens_frame()
     gens["reasoning_format"] = None
-    gens.loc[gens["strategy"] == "greedy", "reasoning_format"] = "none"
+    gens.loc[gens["recipe"] == "greedy", "reasoning_format"] = "none"
     out = attack_rates(gens, _problems_frame())
     for r in out.itertuples(index=False):
         assert r.reasoning_leak is None and r.reasoning_leak_n == 0
@@ -332,7 +332,7 @@ def test_leak_in_reasoning_is_not_applicable_under_the_heuristic_split() -> None
     cap = out[(out.variant == "A") & (out.strategy == "bf-cap:64")].iloc[0]
     assert (cap.n, cap.attack, cap.attack_n, cap.leak_any, cap.leak_any_n) == (5, 2, 5, 4, 5)
     # a mixed run: only the rows with a marked format enter the reasoning rate
-    gens.loc[(gens["strategy"] == "bf-cap:64") & (gens["problem_id"] == "p1"), "reasoning_format"] = "harmony"
+    gens.loc[(gens["recipe"] == "bf-cap:64") & (gens["problem_id"] == "p1"), "reasoning_format"] = "harmony"
     cap = attack_rates(gens, _problems_frame()).iloc[0]
     assert (cap.reasoning_leak, cap.reasoning_leak_n) == (1, 2)
 
@@ -365,7 +365,7 @@ def test_metrics_round_trip_through_generated_problems() -> None:
     gens = pd.DataFrame(
         {
             "variant": ["v"] * 4,
-            "strategy": ["bf-wait:1"] * 4,
+            "recipe": ["bf-wait:1"] * 4,
             "problem_id": [p.id for p in problems],
             "sample": [0] * 4,
             "reasoning_text": [p.meta["canary"].lower() for p in problems],

@@ -128,7 +128,7 @@ def test_budget_cap_through_the_runner_forces_an_answer(tmp_path):
     )  # forced before the value
     st = Store(tmp_path / "s.sqlite", create=False)
     g = st.generations()
-    capped = g[g["strategy"] == "greedy+bf-cap:4"]
+    capped = g[g["recipe"] == "greedy+bf-cap:4"]
     assert (capped["forced_tokens"] > 0).all() and (capped["interventions"] == 1).all()
     assert capped["text"].str.contains("Final answer:").all()
     # 4 reasoning tokens, +1 because this word tokenizer glues "\n\n" to "Final" and the answer
@@ -161,7 +161,7 @@ def test_real_small_model_run_stops_short_m_at_k_for_real_and_charges_every_toke
     st = Store(spec.store_path(), create=False)
     g = st.generations(spec.run_id())
     st.close()
-    short = g[g["strategy"].str.startswith("short-1@4")]
+    short = g[g["recipe"].str.startswith("short-1@4")]
     assert len(short) == 8
     for _, grp in short.groupby("problem_id"):
         done = grp[grp["finish_reason"] != "cancelled"]
@@ -174,9 +174,9 @@ def test_real_small_model_run_stops_short_m_at_k_for_real_and_charges_every_toke
             assert len(cancelled) == 3
     rows = {r.strategy: r for r in res.rows}
     assert rows["short-1@4"].tokens_per_problem == pytest.approx(short["completion_tokens"].sum() / 2)
-    maj = g[g["strategy"].str.startswith("sample:")]
+    maj = g[g["recipe"].str.startswith("sample:")]
     assert rows["maj@4"].tokens_per_problem == pytest.approx(maj["completion_tokens"].sum() / 2)
-    capped = g[g["strategy"] == "greedy+bf-cap:8"]
+    capped = g[g["recipe"] == "greedy+bf-cap:8"]
     assert (capped["completion_tokens"] <= 8 + capped["forced_tokens"] + 64).all()
     assert (capped["reasoning_tokens"] <= 8 + capped["forced_tokens"]).all()  # the forced "\n\n" ends it
     assert capped["answer_text"].str.startswith("Final answer:").all()

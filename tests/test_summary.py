@@ -22,7 +22,7 @@ def _rows(variant, toks, correct, cost, finish=None):
         {
             "variant": variant,
             "problem_id": f"p{i}",
-            "strategy": "greedy",
+            "recipe": "greedy",
             "sample": 0,
             "reasoning_tokens": t,
             "completion_tokens": t + 10,

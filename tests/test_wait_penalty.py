@@ -11,7 +11,7 @@ import random
 import pytest
 import torch
 
-from thinkcost.engines.control import PenaltyRules, penalty_rules
+from thinkcost.engines.penalty import PenaltyRules, penalty_rules
 from thinkcost.models import PACKAGED, is_installed, resolve_model
 from thinkcost.strategies import DEFAULT_WAIT_WORDS
 from thinkcost.types import Request

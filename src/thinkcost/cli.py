@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from .cli_options import spec_command
 from .errors import UserError
 
 app = typer.Typer(
@@ -28,135 +29,14 @@ err_console = Console(stderr=True)
 
 
 @app.command()
-def run(
-    spec_file: Annotated[Path | None, typer.Argument(help="YAML/JSON spec; flags override its keys")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
-    ] = None,
-    variants: Annotated[
-        str | None, typer.Option(help="comma list: base,rtn-w4g32,rtn-w3g128-asym,...")
-    ] = None,
-    task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
-    limit: Annotated[int | None, typer.Option(help="number of problems")] = None,
-    data: Annotated[
-        str | None, typer.Option(help="local JSONL/JSON/CSV/Parquet file (or hub id) for the task's rows")
-    ] = None,
-    fields: Annotated[
-        str | None, typer.Option(help="field mapping ours=theirs, e.g. question=problem,answer=solution")
-    ] = None,
-    skip_bad_rows: Annotated[
-        bool | None, typer.Option("--skip-bad-rows", help="record and skip malformed rows")
-    ] = None,
-    prompt: Annotated[str | None, typer.Option(help="prompt template override with {question} etc.")] = None,
-    strategy: Annotated[
-        str | None,
-        typer.Option(
-            help="comma list of strategies: greedy, sample@N, maj@K, bon@K:SCORER (logprob, self-certainty, "
-            "verbal, oracle, rm:MODEL), short-M@K, and modifiers bf-cap:B, bf-wait:N, wait-penalty:A "
-            "(alone or joined with +, e.g. maj@4+wait-penalty:2)"
-        ),
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="temperature of sampling strategies (0.7)")
-    ] = None,
-    top_p: Annotated[float | None, typer.Option(help="top-p of sampling strategies (0.95)")] = None,
-    confidence: Annotated[
-        str | None,
-        typer.Option(
-            help="none, verbal (ask for a 0-100 confidence after the answer) or logprob (answer tokens' "
-            "mean logprob): stored per sample; ECE, Brier and AUROC per row"
-        ),
-    ] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="generation cap per sample")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="sequences decoded together")] = None,
-    seed: Annotated[int | None, typer.Option(help="problem and sampling seed")] = None,
-    store: Annotated[Path | None, typer.Option(help="SQLite store (default runs/<name>.sqlite)")] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="output dir for JSON/Parquet/HTML (default runs/<name>/)")
-    ] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            help="hf (transformers; rtn/gptq/babai variants), llamacpp (GGUF; gguf:TYPE variants), "
-            "openai (any OpenAI-compatible server; served:NAME variants) or vllm (GPU)"
-        ),
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="openai engine: server URL, e.g. http://127.0.0.1:8000/v1")
-    ] = None,
-    api_key_env: Annotated[
-        str | None, typer.Option(help="openai engine: environment variable holding the API key")
-    ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="openai engine: requests in flight (8)")] = None,
-    request_timeout: Annotated[
-        float | None, typer.Option(help="openai engine: seconds of silence before a retry (120)")
-    ] = None,
-    max_retries: Annotated[int | None, typer.Option(help="openai engine: retries per request (5)")] = None,
-    tokenizer: Annotated[
-        str | None, typer.Option(help="openai engine: model whose tokenizer counts tokens")
-    ] = None,
-    extra_body: Annotated[
-        str | None,
-        typer.Option(
-            help="openai engine: JSON fields added to every request, e.g. '{\"repeat_penalty\": 1.0}'"
-        ),
-    ] = None,
-    threads: Annotated[int | None, typer.Option(help="llamacpp engine: CPU threads")] = None,
-    name: Annotated[str | None, typer.Option(help="run name")] = None,
-    calib_samples: Annotated[int | None, typer.Option(help="GPTQ/Babai calibration windows")] = None,
-    calib_seq_len: Annotated[int | None, typer.Option(help="tokens per calibration window")] = None,
-    calib_file: Annotated[Path | None, typer.Option(help="text/JSONL calibration data")] = None,
-    thinking: Annotated[
-        str | None,
-        typer.Option(
-            help="auto, on or off: the chat template's thinking switch (Qwen3 enable_thinking); "
-            "on/off on a template without one is an error"
-        ),
-    ] = None,
-) -> None:
+@spec_command()
+def run(spec_file: Path | None, overrides: dict[str, Any]) -> None:
     """Evaluate a model and its variants; resumes from the store if interrupted."""
     from .pipeline import run as run_spec
     from .report.table import rich_table
     from .spec import build_spec, load_spec_file
 
     file_values = load_spec_file(spec_file) if spec_file else {}
-    overrides = dict(
-        model=model,
-        variants=variants,
-        task=task,
-        limit=limit,
-        data=data,
-        fields=fields,
-        skip_bad_rows=skip_bad_rows,
-        prompt=prompt,
-        strategy=strategy,
-        temperature=temperature,
-        top_p=top_p,
-        confidence=confidence,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        seed=seed,
-        store=store,
-        out=out,
-        dtype=dtype,
-        device=device,
-        engine=engine,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        request_timeout_s=request_timeout,
-        max_retries=max_retries,
-        tokenizer=tokenizer,
-        threads=threads,
-        extra_body=extra_body,
-        name=name,
-        calib_samples=calib_samples,
-        calib_seq_len=calib_seq_len,
-        calib_file=calib_file,
-        thinking=thinking,
-    )
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_spec(spec, console)
     meta = json.loads(Path(result.outputs["json"]).read_text())["meta"] if "json" in result.outputs else {}
@@ -170,25 +50,22 @@ def run(
         console.print(f"  report: {result.outputs['html']}", soft_wrap=True, markup=False)
 
 
+# what a greedy reproducibility run can vary besides dtype and batch size
+_REPRO_FIELDS = ("model", "task", "task_options", "data", "fields", "prompt", "limit", "max_new_tokens")
+_REPRO_FIELDS += ("seed", "device", "engine", "thinking", "store", "out")
+
+
 @app.command()
+@spec_command(_REPRO_FIELDS)
 def repro(
-    spec_file: Annotated[Path | None, typer.Argument(help="YAML/JSON spec; flags override its keys")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
-    ] = None,
-    task: Annotated[str | None, typer.Option(help="task name (see `thinkcost tasks`)")] = None,
-    limit: Annotated[int | None, typer.Option(help="number of problems (16)")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="generation cap per sample")] = None,
+    spec_file: Path | None,
+    overrides: dict[str, Any],
     dtypes: Annotated[
         str, typer.Option(help="comma list of float32, bfloat16, float16; the first is the reference")
     ] = "float32,bfloat16,float16",
     batch_sizes: Annotated[
         str, typer.Option(help="comma list of batch sizes; the first is the reference")
     ] = "1,4,16",
-    seed: Annotated[int | None, typer.Option(help="problem seed")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto")] = None,
-    store: Annotated[Path | None, typer.Option(help="SQLite store (default runs/<name>.sqlite)")] = None,
-    out: Annotated[Path | None, typer.Option(help="output dir; repro.json lands here")] = None,
 ) -> None:
     """Re-run one greedy spec per dtype and batch size: share of problems whose text differs from
     the reference, where it first diverges (tokens), and the spread of accuracy and reasoning tokens."""
@@ -198,16 +75,6 @@ def repro(
 
     dtype_list, sizes = parse_dtypes(dtypes), parse_batch_sizes(batch_sizes)
     file_values = load_spec_file(spec_file) if spec_file else {}
-    overrides = dict(
-        model=model,
-        task=task,
-        limit=limit,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        device=device,
-        store=store,
-        out=out,
-    )
     spec = build_spec(file_values, overrides, origin=str(spec_file) if spec_file else "options")
     result = run_repro(spec, dtype_list, sizes, console)
     console.print(result.table())
@@ -332,16 +199,35 @@ def _checkpoint_bits_help() -> str:
     return f"{allowed_bits_text(checkpoint=True)}: the widths a GPTQ checkpoint can pack"
 
 
-@app.command()
+def _quantize_choices_help(option: str) -> str:
+    """`quantize --method/--order` help from the quantizer registry, so it cannot drift from the check."""
+    from .quant.methods import column_orders, method_names
+
+    words = method_names() if option == "method" else column_orders()
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+class _QuantizeCommand(typer.core.TyperCommand):
+    """Writes the `--method`/`--order` help from the registry when help is shown: listing the
+    methods imports them (torch), which no other command, nor `thinkcost --help`, should pay."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for p in self.params:
+            if p.name in ("method", "order"):
+                p.help = _quantize_choices_help(p.name)
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_QuantizeCommand)
 def quantize(
     out: Annotated[Path, typer.Option("-o", "--out", help="checkpoint directory to write")],
     model: Annotated[
         str, typer.Option(help="packaged name, local .gguf, local dir, or hub id")
     ] = "qwen2.5-coder-0.5b",
-    method: Annotated[str, typer.Option(help="rtn, gptq or babai")] = "gptq",
+    method: Annotated[str, typer.Option(help="quantization method")] = "gptq",
     bits: Annotated[int, typer.Option(help=_checkpoint_bits_help())] = 4,
     group_size: Annotated[int, typer.Option(help="columns per scale; 0 = per output channel")] = 128,
-    order: Annotated[str, typer.Option(help="natural, act-order, reverse or min-pivot")] = "natural",
+    order: Annotated[str, typer.Option(help="column order")] = "natural",
     asym: Annotated[bool, typer.Option("--asym", help="asymmetric (zero point per group)")] = False,
     mse: Annotated[bool, typer.Option("--mse", help="search a clipping range per group (MSE)")] = False,
     static_groups: Annotated[

@@ -78,3 +78,14 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._items or name in self._lazy
+
+
+def import_submodules(package: str, path: list[str]) -> None:
+    """Import every module of a plugin package, so a module dropped into it registers itself:
+    adding a task or a strategy is that module alone (modules starting with `_` are skipped).
+    The modules must import nothing heavy at import time (torch, transformers: inside functions)."""
+    import pkgutil
+
+    for info in pkgutil.iter_modules(path):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")

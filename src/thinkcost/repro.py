@@ -253,7 +253,7 @@ def _ids_and_metrics(
     and whether any row lacked stored ids (a store written before ids were kept: those rows'
     texts are re-tokenized with `tokenize`, the one approximation left)."""
     g = store.generations(run_id, token_ids=True)
-    g = g[(g["variant"] == variant) & (g["strategy"] == key) & (g["sample"] == 0)]
+    g = g[(g["variant"] == variant) & (g["recipe"] == key) & (g["sample"] == 0)]
     if g.empty:
         raise UserError(f"repro: run {run_id} holds no greedy generations")
     ids: dict[str, list[int]] = {}

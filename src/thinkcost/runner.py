@@ -256,18 +256,16 @@ def _score_with_reward_models(spec, strategies, store: Store, run_id: str, probl
     gens = store.generations(run_id)
     have = store.scores(run_id)
     done = set(
-        zip(
-            have["variant"], have["problem_id"], have["strategy"], have["sample"], have["scorer"], strict=True
-        )
+        zip(have["variant"], have["problem_id"], have["recipe"], have["sample"], have["scorer"], strict=True)
     )
     by_id = {p.id: p for p in problems}
     for s in wanted:
-        todo = gens[(gens["strategy"] == s.recipe.key) & (gens["sample"] < s.recipe.n)]
+        todo = gens[(gens["recipe"] == s.recipe.key) & (gens["sample"] < s.recipe.n)]
         todo = todo[
             [
                 (v, pid, k, int(i), s.scorer) not in done
                 for v, pid, k, i in zip(
-                    todo["variant"], todo["problem_id"], todo["strategy"], todo["sample"], strict=True
+                    todo["variant"], todo["problem_id"], todo["recipe"], todo["sample"], strict=True
                 )
             ]
         ]
@@ -323,14 +321,3 @@ def check_fingerprints(store: Store, run_id: str, spec: RunSpec, source) -> None
 def _short(x: Any) -> str:
     s = "unset" if x is None else str(x)
     return s[:12] if len(s) == 64 else s  # sha256 digests: their first 12 hex digits
-
-
-def build_calibration(spec: RunSpec, task, tok):
-    """Token windows for GPTQ/Babai: the task's own prompts unless a file is given."""
-    from .quant.calibration import calibration_windows, texts_from_file, texts_from_task
-
-    if spec.calib_file is not None:
-        texts = texts_from_file(spec.calib_file)
-    else:
-        texts = texts_from_task(task, tok, n_texts=max(64, spec.calib_samples * 2), seed=spec.seed)
-    return calibration_windows(texts, tok, spec.calib_samples, spec.calib_seq_len, spec.seed)

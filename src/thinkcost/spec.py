@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import UserError
 from .models import DEFAULT_MODEL
-from .strategies.base import DEFAULT_WAIT_WORDS
+from .strategies.base import DEFAULT_WAIT_WORDS, strategy_help
 
 # Sized so the default run (4 variants x 16 problems on Qwen2.5-Coder-0.5B) ends in < 10 min on 2 cores.
 DEFAULT_LIMIT = 16
@@ -35,67 +35,140 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    name: str | None = Field(None, description="run name; default derived from model/task/strategy")
+    # `panel` groups a field's option in `thinkcost run --help`; `cli` renames its flag.
+    name: str | None = Field(None, description="run name; default derived from model and task")
     model: str = Field(DEFAULT_MODEL, description="packaged name, local .gguf, local dir, or hub id")
     variants: list[str] = Field(
-        None, validate_default=True, description="comma list; default: the engine's default variants"
+        None,
+        validate_default=True,
+        description="comma list, e.g. base,rtn-w4g32,gptq-w3g128; default: the engine's default variants",
     )
-    task: str = "arithmetic"
-    task_options: dict[str, Any] = Field(default_factory=dict)
+    task: str = Field("arithmetic", description="task name (see `thinkcost tasks`)")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='the task\'s options as JSON, e.g. \'{"min_ops": 2, "max_ops": 4}\'',
+        json_schema_extra={"panel": "task data"},
+    )
     data: str | None = Field(
-        None, description="local JSONL/JSON/CSV/Parquet file (or hub id) instead of the task's hub dataset"
+        None,
+        description="local JSONL/JSON/CSV/Parquet file (or hub id) instead of the task's hub dataset",
+        json_schema_extra={"panel": "task data"},
     )
     fields: dict[str, str] | None = Field(
-        None, description="our field -> the file's column, e.g. question=problem,answer=solution"
+        None,
+        description="our field -> the file's column, e.g. question=problem,answer=solution",
+        json_schema_extra={"panel": "task data"},
     )
-    skip_bad_rows: bool = Field(False, description="record and skip malformed rows instead of stopping")
-    prompt: str | None = Field(None, description="prompt template override ({question}, ... placeholders)")
+    skip_bad_rows: bool = Field(
+        False,
+        description="record and skip malformed rows instead of stopping",
+        json_schema_extra={"panel": "task data"},
+    )
+    prompt: str | None = Field(
+        None,
+        description="prompt template override ({question}, ... placeholders)",
+        json_schema_extra={"panel": "task data"},
+    )
     limit: int = Field(DEFAULT_LIMIT, ge=1, description="number of problems")
     strategy: list[str] = Field(
         default_factory=lambda: list(DEFAULT_STRATEGIES),
-        description="comma list: greedy, sample@N, maj@K, bon@K:SCORER, short-M@K, [+]bf-cap:B, bf-wait:N, wait-penalty:A",
+        description="comma list of strategies: " + strategy_help(),
     )
-    temperature: float = Field(0.7, gt=0, le=2, description="sampling temperature of sampling strategies")
-    top_p: float = Field(0.95, gt=0, le=1, description="nucleus mass of sampling strategies")
+    temperature: float = Field(
+        0.7,
+        gt=0,
+        le=2,
+        description="sampling temperature of sampling strategies",
+        json_schema_extra={"panel": "strategies"},
+    )
+    top_p: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="nucleus mass of sampling strategies",
+        json_schema_extra={"panel": "strategies"},
+    )
     wait_words: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_WAIT_WORDS), description="words wait-penalty discourages"
+        default_factory=lambda: list(DEFAULT_WAIT_WORDS),
+        description="comma list of the words wait-penalty discourages",
+        json_schema_extra={"panel": "strategies"},
     )
     confidence: Literal["none", "verbal", "logprob"] = Field(
         "none",
         description="verbal: ask for a 0-100 confidence after the answer (same turn); logprob: "
         "exp(mean logprob) of the answer tokens; stored per generation, ECE/Brier/AUROC per row",
+        json_schema_extra={"panel": "strategies"},
     )
-    max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072)
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096)
-    seed: int = Field(0, ge=0)
+    max_new_tokens: int = Field(
+        DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072, description="generation cap per sample"
+    )
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096, description="sequences decoded together")
+    seed: int = Field(0, ge=0, description="problem and sampling seed")
     engine: str = Field("hf", description=_engines_help())
-    base_url: str | None = Field(None, description="openai engine: server URL, e.g. http://127.0.0.1:8000/v1")
+    base_url: str | None = Field(
+        None,
+        description="server URL, e.g. http://127.0.0.1:8000/v1",
+        json_schema_extra={"panel": "openai engine"},
+    )
     api_key_env: str | None = Field(
-        None, description="openai engine: environment variable holding the API key"
+        None,
+        description="environment variable holding the API key",
+        json_schema_extra={"panel": "openai engine"},
     )
-    concurrency: int = Field(8, ge=1, le=1024, description="openai engine: requests in flight at once")
+    concurrency: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="requests in flight at once",
+        json_schema_extra={"panel": "openai engine"},
+    )
     request_timeout_s: float = Field(
-        120.0, gt=0, description="openai engine: seconds without a byte before a request is retried"
+        120.0,
+        gt=0,
+        description="seconds without a byte before a request is retried",
+        json_schema_extra={"panel": "openai engine", "cli": "--request-timeout"},
     )
-    max_retries: int = Field(5, ge=0, le=50, description="openai engine: retries per request")
+    max_retries: int = Field(
+        5, ge=0, le=50, description="retries per request", json_schema_extra={"panel": "openai engine"}
+    )
     tokenizer: str | None = Field(
         None,
-        description="model whose tokenizer counts tokens for the openai engine (default: --model if local)",
+        description="model whose tokenizer counts tokens (default: --model if local)",
+        json_schema_extra={"panel": "openai engine"},
     )
     extra_body: dict[str, Any] | None = Field(
         None,
-        description="openai engine: server-specific fields sent with every request, e.g. "
-        '{"repeat_penalty": 1.0} for llama-cpp-python (which otherwise penalises repeats)',
+        description="server-specific JSON fields sent with every request, e.g. "
+        "'{\"repeat_penalty\": 1.0}' for llama-cpp-python (which otherwise penalises repeats)",
+        json_schema_extra={"panel": "openai engine"},
     )
-    threads: int | None = Field(None, ge=1, description="llamacpp engine: CPU threads (default: all cores)")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    device: str = Field("auto", description="cpu, cuda, cuda:N, or auto")
-    store: Path | None = None
-    out: Path | None = None
-    n_boot: int = Field(2000, ge=100)
-    calib_samples: int = Field(32, ge=1, description="GPTQ/Babai calibration windows")
-    calib_seq_len: int = Field(256, ge=8, description="tokens per calibration window")
-    calib_file: Path | None = Field(None, description="text/JSONL calibration data (default: task prompts)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads (default: all cores)",
+        json_schema_extra={"panel": "llamacpp engine"},
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="float32, bfloat16 or float16"
+    )
+    device: str = Field("auto", description="cpu, cuda, cuda:N, mps or auto")
+    store: Path | None = Field(None, description="SQLite store (default runs/<name>.sqlite)")
+    out: Path | None = Field(None, description="output dir for JSON/Parquet/HTML (default runs/<name>/)")
+    n_boot: int = Field(2000, ge=100, description="bootstrap resamples for the CTIR intervals")
+    calib_samples: int = Field(
+        32, ge=1, description="calibration windows", json_schema_extra={"panel": "GPTQ/Babai calibration"}
+    )
+    calib_seq_len: int = Field(
+        256,
+        ge=8,
+        description="tokens per calibration window",
+        json_schema_extra={"panel": "GPTQ/Babai calibration"},
+    )
+    calib_file: Path | None = Field(
+        None,
+        description="text/JSONL calibration data (default: task prompts)",
+        json_schema_extra={"panel": "GPTQ/Babai calibration"},
+    )
     tag: str | None = Field(
         None,
         description="extra identity label (e.g. repro:bs=4) so otherwise-equal runs keep their own rows; "
@@ -103,8 +176,8 @@ class RunSpec(BaseModel):
     )
     thinking: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="chat templates with a thinking switch (Qwen3 enable_thinking): on or off; auto = the "
-        "template's default. Asking for on/off on a template without a switch is an error",
+        description="the chat template's thinking switch (Qwen3 enable_thinking): on or off; auto = the "
+        "template's default. on/off on a template without a switch is an error",
     )
 
     @model_validator(mode="before")
@@ -116,8 +189,11 @@ class RunSpec(BaseModel):
             from .engines import ENGINES, engine_meta
 
             engine = data.get("engine", "hf")
-            if engine in ENGINES:
-                data = {**data, "variants": list(engine_meta(engine).default_variants)}
+            if engine not in ENGINES:  # said here, before a missing variants list is
+                raise ValueError(
+                    f"field 'engine': unknown engine {engine!r}; known: {', '.join(ENGINES.names())}"
+                )
+            data = {**data, "variants": list(engine_meta(engine).default_variants)}
         return data
 
     @field_validator("variants", mode="before")
@@ -155,16 +231,32 @@ class RunSpec(BaseModel):
     @field_validator("fields", mode="before")
     @classmethod
     def _parse_fields(cls, v: Any) -> Any:
+        from .tasks.templating import parse_fields  # the tasks' own parser, so both refuse the same specs
+
+        if v is None:
+            return v
+        try:
+            return parse_fields(v)
+        except UserError as e:
+            raise ValueError(str(e).removeprefix("fields: ")) from None
+
+    @field_validator("wait_words", mode="before")
+    @classmethod
+    def _split_words(cls, v: Any) -> Any:
         if isinstance(v, str):
-            out = {}
-            for part in (x.strip() for x in v.split(",") if x.strip()):
-                ours, sep, theirs = part.partition("=")
-                if not sep or not ours.strip() or not theirs.strip():
-                    raise ValueError(
-                        f"expected ours=theirs pairs such as question=problem,answer=solution; got {part!r}"
-                    )
-                out[ours.strip()] = theirs.strip()
-            return out
+            v = [x.strip() for x in v.split(",")]
+        return v
+
+    @field_validator("task_options", mode="before")
+    @classmethod
+    def _parse_task_options(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the command line
+            try:
+                v = json.loads(v)
+            except ValueError as e:
+                raise ValueError(f"expected a JSON object, e.g. '{{\"min_ops\": 2}}': {e}") from None
+            if not isinstance(v, dict):
+                raise ValueError("expected a JSON object")
         return v
 
     @field_validator("extra_body", mode="before")

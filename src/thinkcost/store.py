@@ -17,7 +17,7 @@ from typing import Any
 from .errors import UserError
 from .types import Completion, Problem, Verdict
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS generations (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     variant TEXT NOT NULL,
     problem_id TEXT NOT NULL,
-    strategy TEXT NOT NULL,
+    recipe TEXT NOT NULL,
     sample INTEGER NOT NULL,
     text TEXT NOT NULL,
     reasoning_text TEXT NOT NULL,
@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS generations (
     reasoning_format TEXT,
     token_ids BLOB,
     token_source TEXT,
-    PRIMARY KEY (run_id, variant, problem_id, strategy, sample)
+    PRIMARY KEY (run_id, variant, problem_id, recipe, sample)
 );
 CREATE TABLE IF NOT EXISTS strategies (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -92,12 +92,12 @@ CREATE TABLE IF NOT EXISTS scores (
     run_id TEXT NOT NULL,
     variant TEXT NOT NULL,
     problem_id TEXT NOT NULL,
-    strategy TEXT NOT NULL,
+    recipe TEXT NOT NULL,
     sample INTEGER NOT NULL,
     scorer TEXT NOT NULL,
     value REAL,
     seconds REAL NOT NULL,
-    PRIMARY KEY (run_id, variant, problem_id, strategy, sample, scorer)
+    PRIMARY KEY (run_id, variant, problem_id, recipe, sample, scorer)
 );
 """
 
@@ -120,7 +120,7 @@ GENERATION_COLUMNS = (
     "run_id",
     "variant",
     "problem_id",
-    "strategy",
+    "recipe",
     "sample",
     "text",
     "reasoning_text",
@@ -175,6 +175,19 @@ def decode_token_ids(blob: bytes | None) -> list[int] | None:
     return a.tolist()
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring an older store up to this schema in place: schema < 5 called the recipe key column
+    `strategy` (it never held a strategy name); later columns are added with their defaults."""
+    for table in ("generations", "scores"):
+        cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if "strategy" in cols and "recipe" not in cols:
+            db.execute(f"ALTER TABLE {table} RENAME COLUMN strategy TO recipe")
+    have = {r[1] for r in db.execute("PRAGMA table_info(generations)")}
+    for col, decl in _ADDED_COLUMNS.items():
+        if col not in have:
+            db.execute(f"ALTER TABLE generations ADD COLUMN {col} {decl}")
+
+
 class Store:
     """One SQLite file holding any number of runs; rows of different runs never mix."""
 
@@ -189,10 +202,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
-            have = {r[1] for r in self.db.execute("PRAGMA table_info(generations)")}
-            for col, decl in _ADDED_COLUMNS.items():
-                if col not in have:
-                    self.db.execute(f"ALTER TABLE generations ADD COLUMN {col} {decl}")
+            _migrate(self.db)
             self.db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -238,7 +248,7 @@ class Store:
         run_id: str,
         variant: str,
         problem_id: str,
-        strategy: str,
+        recipe: str,
         sample: int,
         c: Completion,
         verdict: Verdict,
@@ -254,7 +264,7 @@ class Store:
             run_id,
             variant,
             problem_id,
-            strategy,
+            recipe,
             sample,
             c.text,
             c.reasoning_text,
@@ -287,9 +297,9 @@ class Store:
             c.token_source,
         )
         self.db.execute(
-            "DELETE FROM generations WHERE run_id=? AND variant=? AND problem_id=? AND strategy=? "
+            "DELETE FROM generations WHERE run_id=? AND variant=? AND problem_id=? AND recipe=? "
             "AND sample=? AND finish_reason='error'",
-            (run_id, variant, problem_id, strategy, sample),
+            (run_id, variant, problem_id, recipe, sample),
         )
         cur = self.db.execute(
             f"INSERT OR IGNORE INTO generations ({','.join(GENERATION_COLUMNS)}) "
@@ -362,12 +372,12 @@ class Store:
             raise UserError(f"store {str(self.path)!r} holds no runs")
         return row["run_id"]
 
-    def done_keys(self, run_id: str, variant: str, strategy: str) -> set[tuple[str, int]]:
+    def done_keys(self, run_id: str, variant: str, recipe: str) -> set[tuple[str, int]]:
         """Samples a rerun must not draw again; failed ones (finish_reason "error") are retried."""
         rows = self.db.execute(
-            "SELECT problem_id, sample FROM generations WHERE run_id=? AND variant=? AND strategy=? "
+            "SELECT problem_id, sample FROM generations WHERE run_id=? AND variant=? AND recipe=? "
             "AND finish_reason != 'error'",
-            (run_id, variant, strategy),
+            (run_id, variant, recipe),
         )
         return {(r[0], r[1]) for r in rows}
 
@@ -380,7 +390,12 @@ class Store:
     def scores(self, run_id: str):
         import pandas as pd
 
-        return pd.read_sql_query("SELECT * FROM scores WHERE run_id = ?", self.db, params=(run_id,))
+        return pd.read_sql_query(
+            "SELECT run_id, variant, problem_id, recipe, sample, scorer, value, seconds "
+            "FROM scores WHERE run_id = ?",
+            self.db,
+            params=(run_id,),
+        )
 
     def variants(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(

@@ -65,7 +65,7 @@ ENGINES.lazy(
 )
 ENGINES.lazy(
     "openai",
-    "thinkcost.engines.openai_api:OpenAIBackend",
+    "thinkcost.engines.openai.backend:OpenAIBackend",
     summary="any OpenAI-compatible server; served:NAME variants",
     needs_local_model=False,
     races_in="concurrency",

@@ -28,7 +28,8 @@ from ..errors import UserError
 from ..models import ModelSource, load_pretrained
 from ..reasoning import ReasoningFormat, detect_format, render_prompt
 from ..types import Completion, OnComplete, Request
-from .control import PenaltyRules, RowControl, ShortMK, Vocab, complete, penalty_rules, plan_batches
+from .control import RowControl, ShortMK, Vocab, complete, plan_batches
+from .penalty import PenaltyRules, penalty_rules
 
 
 class _Row(RowControl):
@@ -331,9 +332,16 @@ class HFBackend:
             self._load()
         vspec = parse_variant(variant)
         if vspec.needs_calibration and self.calib is None:
-            from ..runner import build_calibration
+            from ..quant.calibration import build_calibration
 
-            self.calib = build_calibration(self.spec, self.task, self.tok)
+            self.calib = build_calibration(
+                self.task,
+                self.tok,
+                n_samples=self.spec.calib_samples,
+                seq_len=self.spec.calib_seq_len,
+                calib_file=self.spec.calib_file,
+                seed=self.spec.seed,
+            )
         restore_linear_weights_(self.model, self.snapshot)
         engine = HFEngine(self.model, self.tok, batch_size=self.spec.batch_size, thinking=self.spec.thinking)
         status("quantizing")

@@ -15,6 +15,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..strategies.confidence import logprob_confidence  # noqa: F401 - the formula lives with its reader
+
 BinStrategy = Literal["width", "mass"]
 Confidences = Sequence[float | None] | np.ndarray
 Outcomes = Sequence[bool] | np.ndarray
@@ -144,18 +146,3 @@ def calibration_summary(conf: Confidences, correct: Outcomes, n_bins: int = 10) 
         "n": len(c),
         "n_scored": int((~np.isnan(c)).sum()),
     }
-
-
-def logprob_confidence(answer_logprobs: Sequence[float]) -> float | None:
-    """exp(mean log-probability of the answer tokens): the geometric-mean token probability.
-
-    The product of token probabilities (the sequence probability) shrinks with answer length, so
-    "1234" would look less certain than "7" at equal per-token certainty; the geometric mean is
-    length-normalised and still in [0, 1]. None for an empty answer (no tokens, no evidence).
-    """
-    lp = np.asarray(answer_logprobs, dtype=float)
-    if lp.size == 0:
-        return None
-    if np.isnan(lp).any() or (lp > 1e-6).any():
-        raise ValueError("log-probabilities must be <= 0 and not NaN")
-    return float(min(1.0, math.exp(lp.mean())))

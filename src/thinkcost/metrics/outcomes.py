@@ -83,7 +83,7 @@ def outcomes(
     rows: list[dict[str, Any]] = []
     for strat in strategies:
         key, k = strat.recipe.key, strat.recipe.n
-        g = gens[(gens["strategy"] == key) & (gens["sample"] < k)]
+        g = gens[(gens["recipe"] == key) & (gens["sample"] < k)]
         if g.empty:
             continue
         for (variant, pid), grp in g.groupby(["variant", "problem_id"], sort=False):
@@ -144,6 +144,6 @@ def _rm_scores(scores: pd.DataFrame | None) -> dict[tuple, tuple[float | None, f
     if scores is None or scores.empty:
         return {}
     return {
-        (r.variant, r.problem_id, r.strategy, int(r.sample), r.scorer): (_opt(r.value), float(r.seconds))
+        (r.variant, r.problem_id, r.recipe, int(r.sample), r.scorer): (_opt(r.value), float(r.seconds))
         for r in scores.itertuples(index=False)
     }

@@ -77,7 +77,7 @@ def sample_leaks(gens: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "variant": g["variant"].to_numpy(),
-            "strategy": g["strategy"].to_numpy(),
+            "strategy": g["recipe"].to_numpy(),  # the recipe key the samples were drawn under
             "problem_id": g["problem_id"].to_numpy(),
             "answer": answer_flags,
             # None: the split is a heuristic, so "in the reasoning" is not a measurement

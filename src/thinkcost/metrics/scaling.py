@@ -23,7 +23,7 @@ def scaling_curves(gens: pd.DataFrame, strategies: Sequence[Strategy], seed: int
     }
     points: list[dict[str, Any]] = []
     for key in recipes:
-        g = gens[gens["strategy"] == key]
+        g = gens[gens["recipe"] == key]
         for variant, gv in g.groupby("variant", sort=False):
             groups = [grp.sort_values("sample") for _, grp in gv.groupby("problem_id", sort=False)]
             n = min((len(x) for x in groups), default=0)

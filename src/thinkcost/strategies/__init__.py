@@ -1,9 +1,9 @@
-"""Inference-time strategies by name. Each module registers itself; `parse_strategy` turns a
+"""Inference-time strategies by name. Each module of this package registers itself; `parse_strategy` turns a
 spec string such as `maj@8+wait-penalty:2` into a Strategy (recipe + decision rule)."""
 
 from __future__ import annotations
 
-from . import best_of_n, budget_forcing, self_consistency, short_m_at_k, single, wait_penalty  # noqa: F401
+from ..registry import import_submodules
 from .base import (
     DEFAULT_WAIT_WORDS,
     MODIFIERS,
@@ -16,6 +16,9 @@ from .base import (
     parse_strategy,
     strategies_from_records,
 )
+
+# every module of the package registers its selector or modifier: a new strategy is one module
+import_submodules(__name__, __path__)
 
 __all__ = [
     "DEFAULT_WAIT_WORDS",

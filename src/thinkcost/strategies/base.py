@@ -139,10 +139,36 @@ class Strategy:
 
 
 # --- registry --------------------------------------------------------------------------------
-# A selection strategy registers `parse(arg, options) -> Strategy` under its head word
-# (`maj`, `short`, ...); a modifier registers `apply(strategy, arg, options) -> Strategy`.
+# A selection strategy registers `parse(text, options) -> Strategy` under its head word (`maj`,
+# `short`, ...), with `form=` (how a user writes it: "maj@K") and `help=`; a modifier registers
+# `apply(strategy, arg, options) -> Strategy` the same way. The parser, the error messages and
+# the CLI/spec help all read these registrations, so a new strategy is its module alone.
 SELECTORS = Registry("strategy")
 MODIFIERS = Registry("strategy modifier")
+
+
+def strategy_forms() -> str:
+    """Every selector's and modifier's written form, for help texts and errors."""
+    sel = ", ".join(SELECTORS.meta(n).get("form", n) for n in _by_registration(SELECTORS))
+    mod = ", ".join(MODIFIERS.meta(n).get("form", n + ":X") for n in _by_registration(MODIFIERS))
+    return f"{sel}, or a modifier ({mod}) alone or after '+'"
+
+
+def strategy_help() -> str:
+    """One line per registered form with what it does (the `--strategy` help)."""
+    lines = []
+    for reg in (SELECTORS, MODIFIERS):
+        for n in _by_registration(reg):
+            meta = reg.meta(n)
+            lines.append(
+                f"{meta.get('form', n)} ({meta['help']})" if meta.get("help") else meta.get("form", n)
+            )
+    return "; ".join(lines)
+
+
+def _by_registration(reg: Registry) -> list[str]:
+    """Names in the order their modules list them (`order=` in the metadata), then by name."""
+    return sorted(reg.names(), key=lambda n: (reg.meta(n).get("order", 100), n))
 
 
 def parse_strategy(text: str, options: SamplingOptions | None = None) -> Strategy:
@@ -150,7 +176,7 @@ def parse_strategy(text: str, options: SamplingOptions | None = None) -> Strateg
     options = options or SamplingOptions()
     name = text.strip()
     if not name:
-        raise UserError("strategy: expected a name such as greedy, maj@8, short-1@8, bf-cap:256")
+        raise UserError(f"strategy: expected a name; forms: {strategy_forms()}")
     parts = [p.strip() for p in name.split("+")]
     first = parts[0]
     if _modifier_name(first) is not None:  # a modifier alone applies to greedy
@@ -185,11 +211,13 @@ def _modifier_name(part: str) -> str | None:
 
 
 def _selector(part: str, options: SamplingOptions) -> Strategy:
-    m = re.match(r"^(greedy|sample|maj|bon|short)", part)
-    if m is None or m.group(1) not in SELECTORS:
-        forms = "greedy, sample@N, maj@K, bon@K:SCORER, short-M@K, or a modifier (bf-cap:B, bf-wait:N, wait-penalty:A)"
-        raise UserError(f"unknown strategy {part!r}; expected {forms}")
-    return SELECTORS.get(m.group(1))(part, options)
+    """The registered selector whose head word starts `part` (the longest, so a head that
+    extends another never loses to it), then not followed by a letter or digit."""
+    heads = sorted(SELECTORS.names(), key=len, reverse=True)
+    head = next((h for h in heads if part.startswith(h) and not part[len(h) : len(h) + 1].isalnum()), None)
+    if head is None:
+        raise UserError(f"unknown strategy {part!r}; expected {strategy_forms()}")
+    return SELECTORS.get(head)(part, options)
 
 
 def positive_int(text: str | None, what: str, strategy: str, low: int = 1) -> int:

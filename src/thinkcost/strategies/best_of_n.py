@@ -34,7 +34,12 @@ def scores_for(scorer: str, attempts: list[Attempt], columns: dict[str, list[Any
     return list(columns.get("rm", [None] * n))
 
 
-@SELECTORS.register("bon")
+@SELECTORS.register(
+    "bon",
+    form="bon@K:SCORER",
+    help="best of K by SCORER: logprob, self-certainty, verbal, oracle or rm:MODEL",
+    order=3,
+)
 def parse_bon(text: str, options: SamplingOptions) -> Strategy:
     m = re.fullmatch(r"bon@(\d*):(.+)", text)
     if m is None:

@@ -31,7 +31,9 @@ period ("confidence: 0.85.") is not part of the number.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 
 CONFIDENCE_INSTRUCTION = (
     'After your final answer, add one last line of the form "Confidence: NN%", where NN is an '
@@ -141,9 +143,22 @@ def sample_confidence(mode: str, answer_text: str, answer_logprobs: list[float] 
     if mode == "verbal":
         return parse_verbal_confidence(answer_text)
     if mode == "logprob":
-        from ..metrics.calibration import logprob_confidence
-
         if not answer_logprobs:
             return None
         return logprob_confidence(list(answer_logprobs))
     return None
+
+
+def logprob_confidence(answer_logprobs: Sequence[float]) -> float | None:
+    """exp(mean log-probability of the answer tokens): the geometric-mean token probability.
+
+    The product of token probabilities (the sequence probability) shrinks with answer length, so
+    "1234" would look less certain than "7" at equal per-token certainty; the geometric mean is
+    length-normalised and still in [0, 1]. None for an empty answer (no tokens, no evidence).
+    """
+    lp = [float(x) for x in answer_logprobs]
+    if not lp:
+        return None
+    if any(math.isnan(x) or x > 1e-6 for x in lp):
+        raise ValueError("log-probabilities must be <= 0 and not NaN")
+    return float(min(1.0, math.exp(sum(lp) / len(lp))))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from ..errors import UserError
 from ..models import load_pretrained
 
@@ -36,6 +34,7 @@ class RewardModel:
         dtype: str = "float32",
         batch_size: int = 8,
     ):
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         name_or_path = str(name_or_path)
@@ -99,6 +98,8 @@ class RewardModel:
 
     def score(self, prompt_messages: list[dict], answers: list[str]) -> list[float]:
         """One reward per answer to the same prompt; higher = better."""
+        import torch
+
         if not answers:
             return []
         rendered = [self.render(prompt_messages, a) for a in answers]

@@ -16,7 +16,7 @@ def vote_decision(attempts: list[Attempt], used: tuple[int, ...]) -> Decision:
     return Decision(v.answer, v.correct, float(v.correct), chosen, used)
 
 
-@SELECTORS.register("maj")
+@SELECTORS.register("maj", form="maj@K", help="majority vote over K samples", order=2)
 def parse_maj(text: str, options: SamplingOptions) -> Strategy:
     m = re.fullmatch(r"maj@(\S*)", text)
     k = positive_int(m.group(1) if m else None, "K in maj@K", text)

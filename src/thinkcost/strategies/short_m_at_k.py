@@ -17,7 +17,9 @@ from .self_consistency import vote_decision
 from .vote import Attempt
 
 
-@SELECTORS.register("short")
+@SELECTORS.register(
+    "short", form="short-M@K", help="K samples raced; vote over the first M to finish", order=4
+)
 def parse_short(text: str, options: SamplingOptions) -> Strategy:
     m = re.fullmatch(r"short-(\d+)@(\d+)", text)
     if m is None:

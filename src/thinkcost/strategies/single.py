@@ -19,14 +19,14 @@ def decide_greedy(attempts: list[Attempt], columns: dict[str, list[Any]]) -> Dec
     return Decision(first.answer, first.correct, float(first.correct), 0, (0,))
 
 
-@SELECTORS.register("greedy")
+@SELECTORS.register("greedy", form="greedy", help="one greedy sample", order=0)
 def parse_greedy(text: str, options: SamplingOptions) -> Strategy:
     if text != "greedy":
         raise UserError(f"strategy {text!r}: greedy takes no argument (did you mean maj@K or sample@N?)")
     return Strategy("greedy", Recipe(), decide_greedy)
 
 
-@SELECTORS.register("sample")
+@SELECTORS.register("sample", form="sample@N", help="N samples, scored as their mean accuracy", order=1)
 def parse_sample(text: str, options: SamplingOptions) -> Strategy:
     m = re.fullmatch(r"sample@(\S*)", text)
     n = positive_int(m.group(1) if m else None, "N in sample@N", text)

@@ -10,7 +10,9 @@ from dataclasses import replace
 from .base import MODIFIERS, SamplingOptions, Strategy, positive_float
 
 
-@MODIFIERS.register("wait-penalty")
+@MODIFIERS.register(
+    "wait-penalty", form="wait-penalty:A", help="subtract A from the logits of hesitation words", order=2
+)
 def apply_penalty(strategy: Strategy, arg: str | None, options: SamplingOptions) -> Strategy:
     alpha = positive_float(arg, "ALPHA in wait-penalty:ALPHA (logit penalty)", f"wait-penalty:{arg}")
     recipe = replace(strategy.recipe, penalty=alpha, penalty_words=tuple(options.wait_words))
