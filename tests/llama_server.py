@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 READY = "Uvicorn running on"
@@ -66,8 +66,10 @@ def serve(
     n_threads: int = 2,
     extra_args: Sequence[str] = (),
     ready_timeout_s: float = 120.0,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> Iterator[str]:
-    """Run the server for the `with` block; yields its base URL ("http://127.0.0.1:PORT/v1")."""
+    """Run the server for the `with` block; yields its base URL ("http://127.0.0.1:PORT/v1").
+    `on_start` gets the server process (a test that kills the server mid-run needs it)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
@@ -100,6 +102,8 @@ def serve(
             lines.put(line)
         lines.put(None)
 
+    if on_start is not None:
+        on_start(proc)
     reader = threading.Thread(target=pump, name=f"llama-server-{port}", daemon=True)
     reader.start()
     try:

@@ -47,6 +47,7 @@ ALTERNATIVES: dict[str, tuple[dict, object]] = {
     "seed": ({}, 7),
     "engine": ({}, "llamacpp"),
     "base_url": ({}, "http://127.0.0.1:8000/v1"),
+    "endpoints": ({}, DATA.parent / "endpoints.txt"),
     "api_key_env": ({}, "MY_KEY"),
     "concurrency": ({}, 3),
     "request_timeout_s": ({}, 5.0),
@@ -64,6 +65,10 @@ ALTERNATIVES: dict[str, tuple[dict, object]] = {
     "calib_file": ({}, DATA),
     "tag": ({}, "repro:bs=4"),
     "thinking": ({}, "off"),
+    "shard": ({}, "2/3"),
+    "executor": ({}, "ray"),
+    "ray_address": ({"executor": "ray"}, "auto"),
+    "ray_workers": ({"executor": "ray"}, 2),
 }
 
 

@@ -180,6 +180,29 @@ def compare(
 
 
 @app.command()
+def merge(
+    out: Annotated[Path, typer.Argument(help="the merged store (created, or merged into when it exists)")],
+    stores: Annotated[list[Path], typer.Argument(help="stores of the same run: one per shard or worker")],
+) -> None:
+    """Merge the stores of one run's workers (`--shard I/N`) into one; merging again changes nothing."""
+    from .merge import merge_stores
+
+    result = merge_stores(out, list(stores))
+    for run_id, n in result.runs.items():
+        console.print(f"run {run_id}: {n} generations", markup=False)
+    console.print(
+        f"merged {len(stores)} store(s) into {out}: {result.added} new generation(s)"
+        + (
+            f"; {result.differing} fact(s) differed between workers (note merge:differing)"
+            if result.differing
+            else ""
+        ),
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+@app.command()
 def export(
     store: Annotated[Path, typer.Argument(help="a store written by `thinkcost run`")],
     output: Annotated[Path, typer.Option("-o", "--output", help="file to write: .parquet, .csv or .jsonl")],
@@ -190,6 +213,39 @@ def export(
 
     path = export_samples(store, output, run_id=run_id)
     console.print(f"samples: {path}", soft_wrap=True, markup=False)
+
+
+@app.command("export-model")
+def export_model(
+    model: Annotated[str, typer.Argument(help="packaged name, local .gguf, local dir, or hub id")],
+    out_dir: Annotated[Path, typer.Argument(help="directory to write (a Hugging Face model dir)")],
+    variant: Annotated[
+        str, typer.Option(help="base, rtn-wBgG[-asym][-head], or ckpt:PATH (a GPTQ checkpoint)")
+    ] = "base",
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="float16, bfloat16 or float32 (default: float16 for ckpt:PATH, else bfloat16)"),
+    ] = None,
+    dequantize: Annotated[
+        bool, typer.Option("--dequantize", help="ckpt:PATH: write float weights instead of packed GPTQ")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace OUT_DIR if it is not empty")] = False,
+) -> None:
+    """Write a model variant as a Hugging Face model dir that vLLM, SGLang, TGI and transformers load."""
+    from .quant.export_model import export_model as run_export
+
+    with console.status(f"exporting {model} ({variant})") as st:
+        result = run_export(
+            model,
+            out_dir,
+            variant=variant,
+            dtype=dtype,
+            dequantize=dequantize,
+            force=force,
+            status=lambda msg: st.update(f"exporting {model} ({variant}): {msg}"),
+        )
+    console.print(f"{result.info['what']}", soft_wrap=True, markup=False)
+    console.print(f"model dir: {result.path}  (e.g. vllm serve {result.path})", soft_wrap=True, markup=False)
 
 
 def _checkpoint_bits_help() -> str:

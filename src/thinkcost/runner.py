@@ -30,6 +30,7 @@ from .store import Store
 from .strategies import Recipe, Strategy, describe
 from .strategies.confidence import CONFIDENCE_INSTRUCTION, sample_confidence, strip_confidence
 from .tasks import get_task
+from .tasks.shard import parse_shard, select
 from .types import Completion, Problem, Verdict
 
 # The verdict of a request that finally failed: not an answer, so never correct.
@@ -95,12 +96,18 @@ def generate(spec: RunSpec, console: Console | None = None, engine=None) -> Gene
     # fails fast if not installed; a served model (openai engine) is only a name on the server
     needs_local = engine is None and engine_meta(spec.engine).needs_local_model
     source = resolve_model(spec.model) if needs_local else None
-    problems = task.problems(spec.limit, spec.seed)
+    shard = parse_shard(spec.shard) if spec.shard else None
+    everything = task.problems(spec.limit, spec.seed)
+    chosen = select(everything, shard)
+    problems = [p for _, p in chosen]
     store = Store(spec.store_path())
     run_id = spec.run_id()
     store.ensure_run(run_id, spec.run_name(), spec.identity())
     check_fingerprints(store, run_id, spec, source)
-    store.put_problems(run_id, problems)
+    store.put_problems(run_id, problems, positions=[i for i, _ in chosen])
+    if shard is not None:
+        store.put_note(run_id, f"shard:{shard}", {"problems": len(problems), "of": len(everything)})
+        console.print(f"[bold]thinkcost[/] shard {shard}: {len(problems)} of {len(everything)} problems")
     skipped = [asdict(b) if is_dataclass(b) else b for b in getattr(task, "skipped", None) or []]
     if skipped:
         store.put_note(run_id, "skipped_rows", skipped)
@@ -145,9 +152,11 @@ def generate(spec: RunSpec, console: Console | None = None, engine=None) -> Gene
 def _generate(
     spec, source, task, items, store: Store, run_id: str, console: Console, total: int, engine
 ) -> int:
-    from .engines import ENGINES, engine_meta
+    from .engines import engine_meta
+    from .engines.executors import build_backend
 
-    backend = ENGINES.get(spec.engine)(spec, source, task, console) if engine is None else None
+    # --executor ray: the same backend contract, its engine replicas on Ray actors (commits stay here)
+    backend = build_backend(spec, source, task, console) if engine is None else None
     note = engine_meta(spec.engine).timing_note
     n = 0
     columns = (
@@ -178,6 +187,9 @@ def _generate(
                 progress.update(bar, description=f"{variant:>14}")
                 store.put_variant(run_id, variant, position, info)
                 n += _generate_variant(spec, task, mine, variant, eng, store, run_id, progress, bar)
+                if "endpoints" in info:  # an openai fleet: per-endpoint counts and latency
+                    notes = store.note(run_id, "endpoints") or {}
+                    store.put_note(run_id, "endpoints", {**notes, variant: eng.endpoint_stats()})
     finally:
         if backend is not None:
             backend.close()

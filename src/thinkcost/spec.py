@@ -107,7 +107,14 @@ class RunSpec(BaseModel):
     engine: str = Field("hf", description=_engines_help())
     base_url: str | None = Field(
         None,
-        description="server URL, e.g. http://127.0.0.1:8000/v1",
+        description="server URL, e.g. http://127.0.0.1:8000/v1; a comma list (YAML: a list) of servers "
+        "of the same model is a fleet: requests go to the least busy one and survive a dying one",
+        json_schema_extra={"panel": "openai engine"},
+    )
+    endpoints: Path | None = Field(
+        None,
+        description="file of server URLs of the same model, one per line (# comments): a fleet, "
+        "with --base-url's URLs if both are given",
         json_schema_extra={"panel": "openai engine"},
     )
     api_key_env: str | None = Field(
@@ -174,10 +181,36 @@ class RunSpec(BaseModel):
         description="extra identity label (e.g. repro:bs=4) so otherwise-equal runs keep their own rows; "
         "unset leaves the run id unchanged",
     )
+    shard: str | None = Field(
+        None,
+        description="draw only shard I of N (e.g. 1/4): problems split by a stable hash of their id; "
+        "run one worker per shard, each with its own --store, then `thinkcost merge` the stores",
+    )
     thinking: Literal["auto", "on", "off"] = Field(
         "auto",
         description="the chat template's thinking switch (Qwen3 enable_thinking): on or off; auto = the "
         "template's default. on/off on a template without a switch is an error",
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="local: the engine runs in this process; ray: Ray actors each hold one engine replica "
+        "(hf, llamacpp or vllm) and stream completions back, this process alone writes the store "
+        '(pip install "thinkcost[ray]")',
+        json_schema_extra={"panel": "ray executor"},
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster to join, e.g. auto or ray://HOST:10001 (default: start a local one); "
+        "only with --executor ray",
+        json_schema_extra={"panel": "ray executor"},
+    )
+    ray_workers: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="engine replicas (Ray actors); default: one per GPU of the cluster with a cuda device, "
+        "else one per --threads CPUs (threads default 1 per replica)",
+        json_schema_extra={"panel": "ray executor"},
     )
 
     @model_validator(mode="before")
@@ -271,12 +304,62 @@ class RunSpec(BaseModel):
                 raise ValueError("expected a JSON object")
         return v
 
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _join_base_urls(cls, v: Any) -> Any:
+        """A YAML list of URLs is the same fleet as the comma list on the command line."""
+        if isinstance(v, (list, tuple)):
+            v = ",".join(str(x).strip() for x in v)
+        if isinstance(v, str) and "," in v:
+            urls = [u.strip() for u in v.split(",") if u.strip()]
+            for u in urls:
+                if not _is_http_url(u):
+                    raise ValueError(f"expected http(s) URLs, got {u!r}")
+            v = ",".join(urls)
+        return v
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            read_endpoints(v)  # refuse a bad file now, with its name and line
+        return v
+
     @field_validator("wait_words")
     @classmethod
     def _check_words(cls, v: list[str]) -> list[str]:
         if not v or any(not w.strip() for w in v):
             raise ValueError("expected a non-empty list of non-empty words")
         return v
+
+    @field_validator("shard")
+    @classmethod
+    def _check_shard(cls, v: str | None) -> str | None:
+        from .tasks.shard import parse_shard
+
+        return None if v is None else str(parse_shard(v))
+
+    @field_validator("ray_address")
+    @classmethod
+    def _check_ray_address(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or any(c.isspace() for c in v)):
+            raise ValueError(f"expected auto, local, HOST:PORT or ray://HOST:PORT, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_executor(self) -> RunSpec:
+        from .engines import engine_meta
+
+        if self.executor == "local":
+            for f in ("ray_address", "ray_workers"):
+                if getattr(self, f) is not None:
+                    raise ValueError(f"field '{f}': only used with --executor ray")
+        elif not engine_meta(self.engine).needs_local_model:
+            raise ValueError(
+                f"field 'executor': --executor ray runs engine replicas (hf, llamacpp, vllm); the "
+                f"{self.engine} engine is a client of servers that already share the load"
+            )
+        return self
 
     @field_validator("device")
     @classmethod
@@ -298,7 +381,7 @@ class RunSpec(BaseModel):
             except UserError as e:
                 raise ValueError(f"field 'variants': {e}") from None
         for f in meta.requires_fields:
-            if getattr(self, f) is None:
+            if getattr(self, f) is None and not (f == "base_url" and self.endpoints is not None):
                 flag = "--" + f.replace("_", "-")
                 raise ValueError(f"field '{f}': the {self.engine} engine needs {flag}")
         try:
@@ -373,6 +456,17 @@ class RunSpec(BaseModel):
     def out_dir(self) -> Path:
         return self.out or Path("runs") / self.run_name()
 
+    def endpoint_urls(self) -> list[str]:
+        """The servers of the openai engine: --base-url's URLs, then --endpoints' (duplicates once)."""
+        urls = [u.strip().rstrip("/") for u in (self.base_url or "").split(",") if u.strip()]
+        if self.endpoints is not None:
+            urls += [u.rstrip("/") for u in read_endpoints(self.endpoints)]
+        return list(dict.fromkeys(urls))
+
+    def is_fleet(self) -> bool:
+        """Several servers, or an endpoints file (a fleet of one keeps the fleet's run id)."""
+        return self.endpoints is not None or len(self.endpoint_urls()) > 1
+
     def identity(self) -> dict[str, Any]:
         """The fields that change what a generation is (`IDENTITY`); rows are shared only when
         all match. Fields added after stores existed enter only when set away from their old
@@ -391,7 +485,9 @@ class RunSpec(BaseModel):
         optional = {
             "extra_body": self.extra_body or None,
             "tag": self.tag,
-            "base_url": self.base_url.rstrip("/") if self.base_url else None,
+            # one server names the run, as it always did; a fleet's endpoints serve one model,
+            # so they may change between resumes (IDENTITY["endpoints"])
+            "base_url": self.base_url.rstrip("/") if self.base_url and not self.is_fleet() else None,
             "tokenizer": self.tokenizer,
             "thinking": None if self.thinking == "auto" else self.thinking,
             "data_sha256": _file_sha256(self.data),
@@ -422,7 +518,10 @@ IDENTITY: dict[str, str] = {
     "dtype": "run",
     "extra_body": "run",
     "tag": "run",
-    "base_url": "run",
+    "base_url": "run",  # one URL; several are a fleet, identified like `endpoints`
+    "endpoints": "a fleet serves one --model (checked at start), so its URLs are left out of the run id: "
+    "endpoints can join or leave between resumes; a single --base-url stays in the id as before, so a "
+    "fleet does not resume a single-server run (that server may serve a differently built model)",
     "tokenizer": "run",  # token counts of the openai engine come from it
     "thinking": "run",
     "calib_samples": "variant",
@@ -443,10 +542,47 @@ IDENTITY: dict[str, str] = {
     "request_timeout_s": "openai retry policy: a retried sample is drawn again whole",
     "max_retries": "openai retry policy: a failed sample is stored as failed and redrawn on rerun",
     "api_key_env": "credentials",
+    "shard": "which problems a worker draws: shards of one run share its run id and merge into one store",
     "store": "where rows are kept",
     "out": "where reports are written",
     "n_boot": "report bootstrap resamples",
+    "executor": "where the engine runs (this process or Ray actors): each sample is seeded by its own id, "
+    "so the same engine and batch size make the same rows either way",
+    "ray_address": "which Ray cluster runs the replicas: scheduling, not what a generation is",
+    "ray_workers": "how many replicas share the work: scheduling, not what a generation is",
 }
+
+
+def _is_http_url(u: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(u)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in u)
+
+
+def read_endpoints(path: Path) -> list[str]:
+    """The URLs of an endpoints file: one per line, blank lines and `#` comments skipped; a
+    missing or empty file, or a line that is not an http(s) URL, is a ValueError naming the
+    file (and line), which the spec reports as one line."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read endpoints file {str(path)!r}: {type(e).__name__}") from None
+    urls = []
+    for n, line in enumerate(text.splitlines(), 1):
+        u = line.split("#", 1)[0].strip()
+        if not u:
+            continue
+        if not _is_http_url(u):
+            raise ValueError(f"{path}:{n}: expected an http(s) URL, e.g. http://127.0.0.1:8000/v1, got {u!r}")
+        urls.append(u)
+    if not urls:
+        raise ValueError(f"{path}: no endpoint URLs (one per line, # comments)")
+    return urls
 
 
 def _file_sha256(path: str | None) -> str | None:

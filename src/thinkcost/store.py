@@ -154,6 +154,28 @@ GENERATION_COLUMNS = (
 )
 
 
+# What a generation *is*; the other columns say when, where and how fast it was drawn (merge
+# compares these, and two executors must agree on them).
+CONTENT_COLUMNS = (
+    "text",
+    "reasoning_text",
+    "answer_text",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "answer_tokens",
+    "finish_reason",
+    "think_unclosed",
+    "extracted",
+    "extract_rule",
+    "correct",
+    "forced_tokens",
+    "interventions",
+    "reasoning_format",
+    "token_ids",
+)
+
+
 def encode_token_ids(ids: list[int] | None) -> bytes | None:
     """Generated token ids, compactly: uint32 little-endian, zlib-compressed (~1-2 bytes/token)."""
     if ids is None:
@@ -233,12 +255,18 @@ class Store:
         )
         self.db.commit()
 
-    def put_problems(self, run_id: str, problems: Iterable[Problem], start: int = 0) -> None:
+    def put_problems(
+        self, run_id: str, problems: Iterable[Problem], start: int = 0, positions: Iterable[int] | None = None
+    ) -> None:
+        """`positions`: each problem's place in the full list (a shard holds some of them, and
+        keeps their places so merged shards order like one run); default start, start+1, ..."""
+        problems = list(problems)
+        places = list(positions) if positions is not None else [start + i for i in range(len(problems))]
         self.db.executemany(
             "INSERT OR IGNORE INTO problems VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (run_id, p.id, start + i, p.task, json.dumps(p.messages), p.gold, json.dumps(p.meta))
-                for i, p in enumerate(problems)
+                (run_id, p.id, k, p.task, json.dumps(p.messages), p.gold, json.dumps(p.meta))
+                for k, p in zip(places, problems, strict=True)
             ],
         )
         self.db.commit()

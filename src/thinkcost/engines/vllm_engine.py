@@ -37,12 +37,15 @@ def _import_vllm():
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, llm: Any, thinking: str = "auto") -> None:
+    def __init__(self, llm: Any, thinking: str = "auto", eos_ids: set[int] | None = None) -> None:
         self.llm = llm
         self.tok = llm.get_tokenizer()
         self.thinking = thinking
         self.fmt = detect_format(self.tok, thinking)  # from the rendered prompt, as the hf engine
+        # vLLM stops at the tokenizer's eos and the generation config's eos_token_id list (an
+        # exported dir lists the hf engine's end tokens there): all of them end a completion
         eos = {self.tok.eos_token_id} if isinstance(self.tok.eos_token_id, int) else set()
+        eos |= set(eos_ids or ())
         self.vocab = Vocab.of(self.tok, eos, self.fmt)
         self._counter = 0
 
@@ -170,7 +173,9 @@ class VLLMEngine:
 
 class VLLMBackend:
     """A model on vLLM; variants are `base` or `ckpt:PATH` (a GPTQ checkpoint thinkcost wrote,
-    which vLLM serves with its own GPTQ kernels)."""
+    which vLLM serves with its own GPTQ kernels). vLLM is handed a Hugging Face model dir: a
+    packaged GGUF and every checkpoint are exported once (`thinkcost export-model`, cached), so
+    vLLM gets the same tokenizer, chat template and end tokens as the hf engine."""
 
     variants_help = "base or ckpt:PATH (a GPTQ checkpoint directory)"
 
@@ -194,19 +199,29 @@ class VLLMBackend:
         self.console = console
         self.llm = None
 
+    def _model_dir(self, variant: str, dtype: str, status: Callable[[str], None]) -> tuple[str, dict]:
+        """The directory vLLM loads: a GGUF model or a `ckpt:` variant is exported to a Hugging Face
+        dir once (quant/export_model.py, cached by its inputs); a model dir or hub id goes as is."""
+        if variant == "base" and (self.source is None or not self.source.gguf_file):
+            return (self.source.path if self.source is not None else self.spec.model), {}
+        from ..quant.export_model import cached_export
+
+        status("exporting")
+        res = cached_export(self.spec.model, variant, dtype, status=status)
+        return str(res.path), {"export_mode": res.mode, "export": res.info.get("what")}
+
     def prepare(self, variant: str, status: Callable[[str], None]) -> tuple[VLLMEngine, dict[str, Any]]:
         vllm = _import_vllm()
         if self.llm is not None:
             self.close()
-        if variant.startswith("ckpt:"):
-            model, tokenizer = variant[5:], variant[5:]
-        elif self.source is not None and self.source.gguf_file:
-            model = f"{self.source.path}/{self.source.gguf_file}"
-            tokenizer = self.spec.tokenizer or self.source.path
-        else:
-            model = tokenizer = self.source.path if self.source is not None else self.spec.model
-        status("loading")
         dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[self.spec.dtype]
+        note = None
+        if variant.startswith("ckpt:") and dtype == "float32":
+            dtype = "float16"  # vLLM's GPTQ kernels run in float16 (gptq_marlin also bfloat16)
+            note = "GPTQ kernels need float16: --dtype float32 ran as float16"
+        model, exported = self._model_dir(variant, dtype, status)
+        tokenizer = self.spec.tokenizer or model
+        status("loading")
         self.llm = vllm.LLM(
             model=model, tokenizer=tokenizer, dtype=dtype, seed=self.spec.seed, enable_prefix_caching=True
         )
@@ -217,8 +232,10 @@ class VLLMBackend:
             "dtype": dtype,
             "vllm": getattr(vllm, "__version__", None),
             "device": "cuda",
-        }
-        engine = VLLMEngine(self.llm, thinking=self.spec.thinking)
+        } | exported
+        if note:
+            info["dtype_note"] = note
+        engine = VLLMEngine(self.llm, thinking=self.spec.thinking, eos_ids=_generation_eos(model))
         info["reasoning_format"] = engine.fmt.kind
         info["reasoning_format_why"] = engine.fmt.why
         return engine, info
@@ -229,3 +246,20 @@ class VLLMBackend:
 
             self.llm = None
             gc.collect()
+
+
+def _generation_eos(model_dir: str) -> set[int]:
+    """eos_token_id of a local model dir's generation_config.json (vLLM stops at these too)."""
+    import json
+    from pathlib import Path
+
+    f = Path(model_dir) / "generation_config.json"
+    if not f.is_file():
+        return set()
+    try:
+        eos = json.loads(f.read_text()).get("eos_token_id")
+    except (OSError, ValueError):
+        return set()
+    if isinstance(eos, int):
+        return {eos}
+    return {int(x) for x in eos} if isinstance(eos, list) else set()

@@ -3,6 +3,7 @@ llama-cpp-python, SGLang, hosted APIs) over HTTP. One job per module:
 
 - `stream`: the pure SSE parser and the split / token counts of one sample (no httpx)
 - `retry`: which failures are retried, Retry-After, backoff
+- `fleet`: the endpoint pool of several servers (least outstanding, health, per-endpoint stats)
 - `client`: `OpenAIEngine`, which schedules samples (concurrency, short-m@k, cost sharing)
 - `backend`: `OpenAIBackend` (the registered backend), `list_models`, the token counter
 

@@ -1,6 +1,8 @@
 """The `openai` backend: what the runner registers, `--model` and `served:NAME` variants of one
 server, checked before a run starts, with token counts from the model's own tokenizer when
-thinkcost can load it (the same counts as every in-process engine)."""
+thinkcost can load it (the same counts as every in-process engine). Several URLs are a fleet:
+each endpoint is asked for its models at start, endpoints that serve different models are
+refused, and the per-endpoint counts land in the run note "endpoints"."""
 
 from __future__ import annotations
 
@@ -66,18 +68,26 @@ class OpenAIBackend:
             self.api_key = os.environ.get(spec.api_key_env)
             if not self.api_key:
                 raise UserError(f"--api-key-env {spec.api_key_env}: that environment variable is not set")
-        self.served = list_models(spec.base_url, self.api_key)
+        self.urls = spec.endpoint_urls()
+        self.fleet = spec.is_fleet()
+        if self.fleet:
+            self.served_by = _fleet_models(self.urls, self.api_key, console)
+            self.served = sorted({m for ms in self.served_by.values() for m in ms})
+        else:
+            self.served = list_models(self.urls[0], self.api_key)
         self.count_tokens, self.tokenizer_source, tok = _token_counter(spec)
         # content without a server reasoning field splits by the model's own template, if known
         self.fmt = detect_format(tok, spec.thinking, label=spec.tokenizer or spec.model) if tok else NONE
 
     def prepare(self, variant: str, status: Callable[[str], None]) -> tuple[OpenAIEngine, dict]:
         model = self.spec.model if variant == "base" else variant[len("served:") :]
+        if self.fleet:
+            _check_fleet_model(self.served_by, model, variant)
         if self.served and model not in self.served:
             listed = escape(f"{variant}: the server lists {', '.join(self.served[:5])}, not {model!r}")
             self.console.print(f"[yellow]{listed}; trying anyway[/]")
         eng = OpenAIEngine(
-            self.spec.base_url,
+            self.urls if self.fleet else self.urls[0],
             model,
             api_key=self.api_key,
             concurrency=self.spec.concurrency,
@@ -92,7 +102,7 @@ class OpenAIBackend:
         )
         info = {
             "engine": "openai",
-            "base_url": self.spec.base_url,
+            **({"endpoints": self.urls} if self.fleet else {"base_url": self.spec.base_url}),
             "served_model": model,
             "concurrency": self.spec.concurrency,
             "extra_body": self.spec.extra_body,
@@ -108,6 +118,36 @@ class OpenAIBackend:
 
     def close(self) -> None:
         return None
+
+
+def _fleet_models(urls: list[str], api_key: str | None, console) -> dict[str, list[str]]:
+    """Models listed by each reachable endpoint. An endpoint down at start is only a warning
+    (the pool probes it and takes it in when it answers); all of them down is an error."""
+    served: dict[str, list[str]] = {}
+    down: list[str] = []
+    for url in urls:
+        try:
+            served[url] = list_models(url, api_key)
+        except UserError as e:
+            down.append(str(e))
+    if not served:
+        raise UserError(f"no endpoint of the fleet answers; first: {down[0]}")
+    for why in down:
+        console.print(f"[yellow]{escape(why)}; it joins the fleet when it answers[/]")
+    return served
+
+
+def _check_fleet_model(served_by: dict[str, list[str]], model: str, variant: str) -> None:
+    """A fleet's rows share one run id, so its endpoints must serve the same model: refuse an
+    endpoint whose model list lacks it when another lists it. (When none lists it, the single
+    server rule applies: a warning, then trying anyway, as servers may ignore the name.)"""
+    have = [u for u, ms in served_by.items() if model in ms]
+    lack = [u for u, ms in served_by.items() if ms and model not in ms]
+    if have and lack:
+        raise UserError(
+            f"{variant}: the fleet's endpoints disagree: {', '.join(have)} serve {model!r}, but "
+            f"{lack[0]} lists {', '.join(served_by[lack[0]][:5])}; give only endpoints of the same model"
+        )
 
 
 def _token_counter(spec) -> tuple[Callable[[str], int] | None, str | None, Any]:

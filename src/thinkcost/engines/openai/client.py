@@ -11,6 +11,10 @@
   so the costs of one `generate` call add up to the wall time it kept the server busy.
 - The engine only sees text, never logits, so bf-cap, bf-wait and wait-penalty are refused
   up front instead of silently running a different method (`text_only`).
+- Several base URLs form a fleet (`fleet`): each attempt goes to the endpoint with the fewest
+  outstanding attempts, endpoints that stop answering are taken out and probed back in, and an
+  attempt that failed on one endpoint is retried on another. One URL is a fleet of one, which
+  always sends to its only server: the same behaviour as before fleets existed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import httpx
 from ...reasoning import NONE, ReasoningFormat, template_kwargs
 from ...types import Completion, OnComplete, Request
 from ..text_only import unsupported
+from . import fleet
 from .retry import Retry, backoff_wait, failure_of, http_failure
 from .stream import Parts, StreamError, StreamParser, build_parts
 
@@ -48,6 +53,8 @@ class _Sample:
     cancel_requested: bool = False
     slot: bool = False  # holds a concurrency slot
     completion: Completion | None = None
+    endpoint: fleet.Endpoint | None = None  # where the current attempt goes
+    failed_on: fleet.Endpoint | None = None  # where the last attempt failed
 
 
 @dataclass(eq=False)
@@ -66,7 +73,7 @@ class OpenAIEngine:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         *,
         api_key: str | None = None,
@@ -81,12 +88,17 @@ class OpenAIEngine:
         extra_body: dict | None = None,
         fmt: ReasoningFormat = NONE,
         thinking: str = "auto",
+        max_endpoint_failures: int = 3,
+        probe_s: float = 5.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency: expected >= 1, got {concurrency}")
         if max_retries < 0:
             raise ValueError(f"max_retries: expected >= 0, got {max_retries}")
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        # the pool outlives generate calls: an endpoint found dead stays out for the next call
+        self.pool = fleet.Pool.of(urls, max_endpoint_failures, probe_s)
+        self.base_url = self.pool.endpoints[0].url
         self.model = model
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.concurrency = concurrency
@@ -210,13 +222,21 @@ class OpenAIEngine:
             while True:
                 s.attempts += 1
                 s.parser = StreamParser()
+                s.endpoint = ep = fleet.acquire(self.pool, time.perf_counter(), s.failed_on)
+                t0, outcome = time.perf_counter(), "cancelled"
                 try:
                     await asyncio.wait_for(self._attempt(s), self.attempt_timeout_s)
+                    outcome = "ok"
                     return
                 except Exception as e:
                     failure = failure_of(e, self.attempt_timeout_s)
                     if failure is None:
                         raise
+                    outcome = "connection" if _connection_failure(e) else "http"
+                    s.failed_on = ep
+                finally:
+                    now = time.perf_counter()
+                    fleet.release(self.pool, ep, now, outcome, now - t0)
                 if not isinstance(failure, Retry):
                     return self._finish(s, "error", f"{failure} (not retryable)")
                 s.parser = StreamParser()  # a failed attempt's partial output is discarded
@@ -224,6 +244,8 @@ class OpenAIEngine:
                     return self._finish(s, "error", f"{failure.reason} after {s.attempts} attempts")
                 wait = backoff_wait(s.attempts, failure, self.rng, self.backoff_s, self.max_backoff_s)
                 log = {"request": s.index, "sample": s.sample_id, "attempt": s.attempts}
+                if len(self.pool.endpoints) > 1:
+                    log["endpoint"] = ep.url
                 self.retry_log.append({**log, "reason": failure.reason, "wait_s": wait})
                 await asyncio.sleep(wait)
         except asyncio.CancelledError:
@@ -258,7 +280,8 @@ class OpenAIEngine:
     async def _attempt(self, s: _Sample) -> None:
         t_send = time.perf_counter()
         s.ttft = 0.0
-        url = f"{self.base_url}/chat/completions"
+        assert s.endpoint is not None
+        url = f"{s.endpoint.url}/chat/completions"
         async with self._client.stream("POST", url, json=self._body(s)) as resp:
             if resp.status_code != 200:
                 body = (await resp.aread()).decode("utf-8", "replace")
@@ -271,11 +294,11 @@ class OpenAIEngine:
                         break
                 s.parser.close()
             except StreamError as e:
-                raise Retry(str(e)) from None
+                raise _retry(str(e), cut=str(e).startswith("truncated")) from None
             except httpx.TransportError as e:
                 if isinstance(e, httpx.TimeoutException):
                     raise
-                raise Retry(f"truncated stream ({type(e).__name__})") from None
+                raise _retry(f"truncated stream ({type(e).__name__})", cut=True) from None
             # finish before leaving the stream context: closing it awaits, and a short-m@k cancel
             # landing there must not turn a finished sample into a cancelled one
             fr = s.parser.finish_reason
@@ -317,5 +340,24 @@ class OpenAIEngine:
         if self._on_complete is not None:
             self._on_complete(s.index, s.sample_id, s.completion)
 
+    def endpoint_stats(self) -> dict[str, dict]:
+        """Per-endpoint attempts, outcomes and latency since this engine was made."""
+        return self.pool.stats()
+
     def close(self) -> None:
         """Nothing to release: each generate call opens and closes its own connection pool."""
+
+
+def _retry(reason: str, cut: bool) -> Retry:
+    """A retryable failure; `cut`: the connection broke (counts against the endpoint's health)."""
+    r = Retry(reason)
+    r.connection = cut  # type: ignore[attr-defined]
+    return r
+
+
+def _connection_failure(e: Exception) -> bool:
+    """No answer, or one cut short: the endpoint may be down. An HTTP status or a garbled but
+    complete stream proves the server is up (`fleet.release`)."""
+    if isinstance(e, Retry):
+        return bool(getattr(e, "connection", False))
+    return isinstance(e, (httpx.TransportError, asyncio.TimeoutError))
