@@ -112,6 +112,26 @@ def _dump(path: Path) -> dict[str, list]:
         db.close()
 
 
+def _altered(src: Path, dst: Path, update: str, one_row: bool = False):
+    """A copy of store `src` at `dst` with an UPDATE applied: to every row, or (`one_row`) to
+    the first generation by problem id, whose key (variant, problem, recipe, sample) is returned."""
+    shutil.copyfile(src, dst)
+    db = sqlite3.connect(dst)
+    try:
+        if not one_row:
+            db.execute(update)
+            db.commit()
+            return None
+        key = db.execute(
+            "SELECT variant, problem_id, recipe, sample FROM generations ORDER BY problem_id LIMIT 1"
+        ).fetchone()
+        db.execute(update + " WHERE variant=? AND problem_id=? AND recipe=? AND sample=?", key)
+        db.commit()
+        return key
+    finally:
+        db.close()
+
+
 # --- shards -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
 def test_shards_partition_the_problems_for_any_n(n):
@@ -215,11 +235,7 @@ def test_merging_twice_changes_nothing_and_order_does_not_matter(runs, tmp_path)
 def test_the_same_sample_in_two_stores_is_kept_once_the_earlier_copy(runs, tmp_path):
     _, _, a, _ = runs
     late = tmp_path / "late.sqlite"
-    shutil.copyfile(a, late)
-    db = sqlite3.connect(late)
-    db.execute("UPDATE generations SET created_at = created_at + 1000, latency_s = latency_s + 5")
-    db.commit()
-    db.close()
+    _altered(a, late, "UPDATE generations SET created_at = created_at + 1000, latency_s = latency_s + 5")
     out = tmp_path / "o.sqlite"
     merge_stores(out, [late, a])
     assert _dump(out)["generations"] == _dump(a)["generations"]
@@ -228,16 +244,12 @@ def test_the_same_sample_in_two_stores_is_kept_once_the_earlier_copy(runs, tmp_p
 def test_a_finished_row_replaces_a_failed_one_whatever_the_order(runs, tmp_path):
     _, _, a, _ = runs
     failed = tmp_path / "failed.sqlite"
-    shutil.copyfile(a, failed)
-    db = sqlite3.connect(failed)
-    key = db.execute("SELECT variant, problem_id, recipe, sample FROM generations LIMIT 1").fetchone()
-    db.execute(
-        "UPDATE generations SET finish_reason='error', text='', error='timeout', created_at=0 "
-        "WHERE variant=? AND problem_id=? AND recipe=? AND sample=?",
-        key,
+    _altered(
+        a,
+        failed,
+        "UPDATE generations SET finish_reason='error', text='', error='timeout', created_at=0",
+        True,
     )
-    db.commit()
-    db.close()
     for order in ([failed, a], [a, failed]):
         out = tmp_path / f"o{len(str(order[0]))}.sqlite"
         out.unlink(missing_ok=True)
@@ -251,18 +263,9 @@ def test_a_key_with_different_content_is_refused_naming_the_key_and_out_is_untou
     merge_stores(out, [b])
     before = _dump(out)
     other = tmp_path / "other.sqlite"
-    shutil.copyfile(a, other)
-    db = sqlite3.connect(other)
-    variant, pid, recipe, sample = db.execute(
-        "SELECT variant, problem_id, recipe, sample FROM generations ORDER BY problem_id LIMIT 1"
-    ).fetchone()
-    db.execute(
-        "UPDATE generations SET text = text || ' (another model)' WHERE variant=? AND problem_id=? "
-        "AND recipe=? AND sample=?",
-        (variant, pid, recipe, sample),
+    _, pid, recipe, sample = _altered(
+        a, other, "UPDATE generations SET text = text || ' (another model)'", True
     )
-    db.commit()
-    db.close()
     with pytest.raises(UserError) as e:
         merge_stores(out, [a, other])
     msg = str(e.value)
@@ -275,11 +278,9 @@ def test_a_key_with_different_content_is_refused_naming_the_key_and_out_is_untou
 def test_differing_variant_facts_are_kept_and_listed(runs, tmp_path):
     _, _, a, b = runs
     b2 = tmp_path / "b2.sqlite"
-    shutil.copyfile(b, b2)
-    db = sqlite3.connect(b2)
-    db.execute("UPDATE variants SET info_json = json_set(info_json, '$.load_s', 3.5) WHERE variant='base'")
-    db.commit()
-    db.close()
+    _altered(
+        b, b2, "UPDATE variants SET info_json = json_set(info_json, '$.load_s', 3.5) WHERE variant='base'"
+    )
     ab, ba = tmp_path / "ab.sqlite", tmp_path / "ba.sqlite"
     assert merge_stores(ab, [a, b2]).differing == 1
     merge_stores(ba, [b2, a])
