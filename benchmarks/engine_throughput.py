@@ -1,6 +1,8 @@
 """Decode throughput of the hf engine vs a plain sequential `model.generate` loop, and the
 harness overhead of a full `thinkcost run` (store, verification, progress, report) over the
-time the model itself computes. Prints ratios measured side by side in one process.
+time the model itself computes. Prints ratios measured side by side in one process, and each
+row's share of this machine's decode roofline (thinkcost.roofline; machine figures from
+`thinkcost doctor --bench`, measured here when it has not run).
 
     python benchmarks/engine_throughput.py [--model qwen2.5-coder-0.5b] [--tokens 64] [--prompts 16]
 """
@@ -20,6 +22,7 @@ from rich.table import Table
 from thinkcost.engines.hf import HFEngine, load_hf
 from thinkcost.models import resolve_model
 from thinkcost.pipeline import run
+from thinkcost.roofline import ModelShape, load_machine, measure_machine, percent_of_roofline, roofline
 from thinkcost.spec import build_spec
 from thinkcost.tasks import get_task
 from thinkcost.types import Request
@@ -86,16 +89,60 @@ def main() -> None:
         overhead(model, tok, args, console)
 
 
+def roofline_percent(model, tok, reqs, console):
+    """-> f(batch, tokens generated, tok/s) giving "% of roofline" at the mean decode context
+    (prompt + half the mean completion) and the nominal batch (an upper bound: rows that
+    finish early shrink the real batch)."""
+    machine = load_machine()
+    if machine is None:
+        console.print("no `thinkcost doctor --bench` figures saved: measuring the machine now")
+        machine = measure_machine()
+    console.print(
+        f"roofline: {machine.bandwidth_gbs:.1f} GB/s read, matmul peak "
+        + ", ".join(
+            f"{d} {machine.peak_gflops(d):.0f}" for d in dict.fromkeys(m.dtype for m in machine.matmuls)
+        )
+        + f" GFLOP/s ({machine.threads} threads, {machine.measured_at})"
+    )
+    shape = ModelShape.from_config(model.config)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    engine = HFEngine(model, tok, 1)
+    prompt = sum(len(tok(engine.render(r), add_special_tokens=False).input_ids) for r in reqs) / len(reqs)
+
+    def percent(batch: int, tokens: int, tps: float) -> str:
+        roof = roofline(shape, machine, min(batch, len(reqs)), prompt + tokens / len(reqs) / 2, dtype)
+        return f"{percent_of_roofline(tps, roof):.0f}% of {roof.tok_s:.0f} ({roof.bound})"
+
+    return percent
+
+
 def throughput(model, tok, reqs, args, console) -> None:
     table = Table(title=f"decode throughput, {args.prompts} prompts x <= {args.tokens} new tokens (greedy)")
-    for col in ("method", "batch", "tokens", "seconds", "tok/s", "vs sequential"):
+    for col in ("method", "batch", "tokens", "seconds", "tok/s", "vs sequential", "% of roofline"):
         table.add_column(col, justify="right")
+    percent = roofline_percent(model, tok, reqs, console)
     seq_n, seq_s = sequential_generate(model, tok, HFEngine(model, tok, 1), reqs)
     seq_tps = seq_n / seq_s
-    table.add_row("model.generate loop", "1", str(seq_n), f"{seq_s:.1f}", f"{seq_tps:.1f}", "1.00x")
+    table.add_row(
+        "model.generate loop",
+        "1",
+        str(seq_n),
+        f"{seq_s:.1f}",
+        f"{seq_tps:.1f}",
+        "1.00x",
+        percent(1, seq_n, seq_tps),
+    )
     for bs in (1, 4, 16):
         n, s = engine_generate(HFEngine(model, tok, bs), reqs)
-        table.add_row("thinkcost hf", str(bs), str(n), f"{s:.1f}", f"{n / s:.1f}", f"{n / s / seq_tps:.2f}x")
+        table.add_row(
+            "thinkcost hf",
+            str(bs),
+            str(n),
+            f"{s:.1f}",
+            f"{n / s:.1f}",
+            f"{n / s / seq_tps:.2f}x",
+            percent(bs, n, n / s),
+        )
     console.print(table)
 
 

@@ -121,7 +121,7 @@ def test_generation_cut_inside_think_is_graded_with_empty_answer(smollm):
 def test_pick_top_p_keeps_only_the_nucleus():
     # top_p=0.5 over probabilities [0.6, 0.3, 0.1] must always pick token 0
     eng = object.__new__(HFEngine)
-    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]]))
+    logits = torch.log(torch.tensor([[[0.6, 0.3, 0.1]]]))  # [lines, positions, V]
     row = _Row(_req("x", 4, temperature=1.0, top_p=0.5), 1, torch.Generator().manual_seed(0), [], [])
     picks = {int(eng._pick(logits, [row])[0][0]) for _ in range(50)}
     assert picks == {0}

@@ -82,7 +82,9 @@ def engine_for(tok, thinking: str = "auto") -> HFEngine:
         tie_word_embeddings=True,
     )
     model = transformers.Qwen2ForCausalLM(config).eval()
-    return HFEngine(model, tok, batch_size=2, thinking=thinking)
+    # one token per forward call: the Forced hook scripts the choice by call count, so drafts
+    # (several positions per call) are off here; tests/test_decode_speculative.py covers them
+    return HFEngine(model, tok, batch_size=2, thinking=thinking, max_draft=0)
 
 
 def generate(eng: HFEngine, text: str, **kw):

@@ -62,7 +62,8 @@ def test_modifiers_compose_and_a_lone_modifier_applies_to_greedy():
         ("maj@4+bf-cap:8+bf-cap:16", "given twice"),
         ("wait-penalty:abc", "number > 0"),
         ("bf-wait:", "integer >= 1"),
-        ("beam@4", "unknown strategy"),
+        ("tree@4", "unknown strategy"),
+        ("beam@4", "expected wbon@K:SCORER, beam@N/M:SCORER"),
     ],
 )
 def test_bad_strategy_strings_name_the_part_and_the_form(text, needle):

@@ -91,6 +91,21 @@ def _print_robustness(summary_path: Path | None) -> None:
     records = json.loads(Path(summary_path).read_text())["meta"].get("robustness")
     if records:
         console.print(robustness_table(records))
+    recovery = json.loads(Path(summary_path).read_text())["meta"].get("recovery")
+    if recovery:
+        from .report.recovery import recovery_table_rich
+
+        console.print(recovery_table_rich(recovery))
+
+
+def _extrapolate_ks(text: str) -> tuple[int, ...]:
+    """--extrapolate-k "100,1000" -> (100, 1000); a clear error for anything but positive integers."""
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    if not parts or not all(x.isdigit() and int(x) >= 1 for x in parts):
+        raise UserError(
+            f"--extrapolate-k: expected a comma list of integers >= 1, e.g. 100,1000; got {text!r}"
+        )
+    return tuple(int(x) for x in parts)
 
 
 @app.command()
@@ -104,6 +119,10 @@ def report(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="write the HTML report to this .html file")
     ] = None,
+    extrapolate_k: Annotated[
+        str,
+        typer.Option("--extrapolate-k", help="comma list of k the fitted coverage curve is extrapolated to"),
+    ] = "100,1000",
 ) -> None:
     """Rebuild the summary from a store file alone."""
     import shutil
@@ -122,7 +141,7 @@ def report(
     st = Store(store, create=False)
     rid = resolve_run(st, run_id)
     with tempfile.TemporaryDirectory() as tmp:
-        rows, outputs = build_report(st, rid, out or Path(tmp))
+        rows, outputs = build_report(st, rid, out or Path(tmp), extrapolate=_extrapolate_ks(extrapolate_k))
         meta = json.loads(outputs["json"].read_text())["meta"]
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +157,14 @@ def report(
             from .report.table import robustness_table
 
             console.print(robustness_table(meta["robustness"]))
+        if meta.get("recovery"):
+            from .report.recovery import recovery_table_rich
+
+            console.print(recovery_table_rich(meta["recovery"]))
+        from .report.levels import levels_rich
+
+        for part in levels_rich(meta):
+            console.print(part, markup=False)
     if output is not None:  # stderr for json/md, so stdout stays pure
         (console if format == "table" else err_console).print(
             f"report: {output}", soft_wrap=True, markup=False
@@ -200,6 +227,66 @@ def merge(
         soft_wrap=True,
         markup=False,
     )
+
+
+@app.command("import")
+def import_(
+    tool: Annotated[str, typer.Argument(help="the tool that made the run: lm-eval or evalscope")],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="its output: lm-eval --output_path (with --log_samples), evalscope work dir"),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the store to write (created or added to)")],
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="the model's tokenizer (packaged name, .gguf, dir or hub id); without it, no token counts"
+        ),
+    ] = None,
+    variant: Annotated[
+        str, typer.Option(help="the variant these rows belong to (base, rtn-w4, ...)")
+    ] = "base",
+    name: Annotated[str | None, typer.Option(help="run name (default TOOL:TASK)")] = None,
+    reasoning_format: Annotated[
+        str,
+        typer.Option(
+            "--reasoning-format",
+            help="auto, think-in-output, think-in-prompt (the template opened <think>) or none",
+        ),
+    ] = "auto",
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="import only this task (repeatable)")
+    ] = None,
+    filter_name: Annotated[
+        str | None, typer.Option("--filter", help="lm-eval: the filter whose scores to use")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="lm-eval: the per-sample metric (default its first)")
+    ] = None,
+) -> None:
+    """Turn another tool's run into a store: reasoning split, token counts, the tool's verdicts."""
+    from .importers import import_run
+
+    done = import_run(
+        tool,
+        directory,
+        output,
+        tokenizer=tokenizer,
+        variant=variant,
+        name=name,
+        reasoning_format=reasoning_format,
+        tasks=task or None,
+        filter_name=filter_name,
+        metric=metric,
+    )
+    for r in done:
+        console.print(
+            f"run {r.run_id} ({tool} task {r.task}, variant {r.variant}, {r.strategy}): {r.problems} problems, "
+            f"{r.added} new generation(s), {r.stored} stored",
+            soft_wrap=True,
+            markup=False,
+        )
+    console.print(f"store: {output} (thinkcost report {output} --run RUN)", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -326,6 +413,81 @@ def quantize(
 
 
 @app.command()
+def recover(
+    variant: Annotated[
+        str, typer.Option(help="quantized variant to repair: rtn-w3g32, gptq-w4g128, ckpt:PATH")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="output dir (checkpoint/, logs; rerun resumes)")],
+    model: Annotated[str, typer.Option(help="base model (the teacher)")] = "qwen2.5-coder-0.5b",
+    mode: Annotated[
+        str, typer.Option(help="qat (all quantized weights) or lora (adapters, low memory)")
+    ] = "qat",
+    loss: Annotated[str, typer.Option(help="kd = KL(teacher||student); kd+ce adds cross-entropy")] = "kd",
+    steps: Annotated[int, typer.Option(help="optimizer steps")] = 100,
+    batch_size: Annotated[int, typer.Option(help="traces per step")] = 4,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-5,
+    learn_scales: Annotated[
+        bool, typer.Option("--learn-scales", help="learn the group scales (LSQ)")
+    ] = False,
+    lora_rank: Annotated[int, typer.Option(help="adapter rank (--mode lora)")] = 16,
+    task: Annotated[str, typer.Option(help="task whose training split is used")] = "arithmetic",
+    train: Annotated[int, typer.Option("--train", help="training problems (generated traces)")] = 256,
+    train_seed: Annotated[int | None, typer.Option(help="seed of the training split")] = None,
+    eval_limit: Annotated[int, typer.Option(help="evaluated problems the data must not overlap")] = 200,
+    seed: Annotated[int, typer.Option(help="evaluation seed (as `thinkcost run --seed`)")] = 0,
+    from_store: Annotated[Path | None, typer.Option(help="teacher traces: correct rows of a store")] = None,
+    store_variant: Annotated[str, typer.Option(help="the store's teacher variant")] = "base",
+    data: Annotated[
+        Path | None, typer.Option(help="teacher traces: JSONL {id, messages, completion}")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="cap of generated teacher traces")] = 512,
+    checkpoint_every: Annotated[int, typer.Option(help="steps between resumable checkpoints")] = 25,
+    backend: Annotated[str, typer.Option(help="thinkcost or torchao (its QATConfig flow)")] = "thinkcost",
+    traces_cache: Annotated[
+        Path | None, typer.Option(help="generated traces file, shared by recoveries of several variants")
+    ] = None,
+) -> None:
+    """Repair a quantized variant by distillation from the base model; writes a GPTQ checkpoint."""
+    from .recover.job import RecoverJob, run_recover
+    from .recover.train import TrainConfig
+
+    cfg = TrainConfig(
+        mode=mode,
+        loss=loss,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        learn_scales=learn_scales,
+        lora_rank=lora_rank,
+        checkpoint_every=checkpoint_every,
+    )
+    job = RecoverJob(
+        model=model,
+        variant=variant,
+        out=out,
+        train=cfg,
+        task=task,
+        eval_limit=eval_limit,
+        eval_seed=seed,
+        train_problems=train,
+        train_seed=train_seed,
+        from_store=from_store,
+        store_variant=store_variant,
+        data=data,
+        max_new_tokens=max_new_tokens,
+        backend=backend,
+        traces_cache=traces_cache,
+    )
+    res = run_recover(job, console)
+    console.print(
+        f"recovered {variant}: loss {res['first_loss']:.4f} -> {res['final_loss']:.4f} in {res['train_s']:.0f}s "
+        f"(peak {res['peak_rss_gb']:.1f} GB)",
+        markup=False,
+    )
+    console.print(f"checkpoint: {res['checkpoint']}  (use it as variant {res['variant_name']})", markup=False)
+
+
+@app.command()
 def tasks() -> None:
     """List the tasks and their options."""
     from rich.table import Table
@@ -348,7 +510,12 @@ def tasks() -> None:
 
 
 @app.command()
-def doctor() -> None:
+def doctor(
+    bench: Annotated[
+        bool,
+        typer.Option("--bench", help="measure memory bandwidth and matmul GFLOP/s (roofline figures; ~10 s)"),
+    ] = False,
+) -> None:
     """Versions, device, and whether the packaged models are installed."""
     import importlib.metadata
     import platform
@@ -381,6 +548,29 @@ def doctor() -> None:
     lines.append(f"cache {cache_dir()}")
     for line in lines:
         console.print(line, markup=False)  # "thinkcost[vllm]" is an install hint, not a style
+    if bench:
+        _bench()
+
+
+def _bench() -> None:
+    """Measure and save the roofline's denominators, which benchmarks read back."""
+    from rich.table import Table
+
+    from .roofline import measure_machine, save_machine
+
+    with console.status("measuring memory bandwidth and matmul throughput"):
+        fig = measure_machine()
+    t = Table(title=f"machine roofline figures ({fig.threads} torch threads)")
+    for col in ("what", "shape", "figure"):
+        t.add_column(col, justify="right")
+    read = f"sum over {fig.buffer_bytes >> 20} MiB"
+    t.add_row("memory read bandwidth", read, f"{fig.bandwidth_gbs:.1f} GB/s")
+    for m in fig.matmuls:
+        t.add_row(f"matmul {m.dtype}", f"{m.label}: [{m.m}x{m.k}] @ [{m.k}x{m.n}]", f"{m.gflops:.1f} GFLOP/s")
+    for dtype in dict.fromkeys(m.dtype for m in fig.matmuls):
+        t.add_row(f"peak {dtype}", "best shape", f"{fig.peak_gflops(dtype):.1f} GFLOP/s")
+    console.print(t)
+    console.print(f"saved: {save_machine(fig)}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

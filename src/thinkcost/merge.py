@@ -73,6 +73,7 @@ def merge_stores(out: str | Path, inputs: list[str | Path]) -> Merged:
                 _merge_generations(db, p)
                 _merge_problems(db, p)
                 _merge_scores(db, p)
+                _merge_search_steps(db)
                 _merge_runs(db)
             finally:
                 db.commit()
@@ -202,6 +203,12 @@ def _merge_scores(db: sqlite3.Connection, p: Path) -> None:
         f"DELETE FROM main.scores AS m WHERE EXISTS (SELECT 1 FROM src.scores s WHERE {on} AND s.seconds < m.seconds)"
     )
     db.execute("INSERT OR IGNORE INTO main.scores SELECT * FROM src.scores")
+
+
+def _merge_search_steps(db: sqlite3.Connection) -> None:
+    """Search trees: shards search disjoint problems, and the same problem's tree is the same in
+    two stores exactly when its generation row is (that merge refuses differing rows)."""
+    db.execute("INSERT OR IGNORE INTO main.search_steps SELECT * FROM src.search_steps")
 
 
 def _merge_runs(db: sqlite3.Connection) -> None:

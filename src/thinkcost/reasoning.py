@@ -260,11 +260,55 @@ def template_kwargs(thinking: str) -> dict[str, Any]:
     return {} if thinking == "auto" else {"enable_thinking": thinking == "on"}
 
 
+TOOLS_KEY = "tools"  # a prompt message may carry the tool schemas (OpenAI form) under this key
+_TOOLS_FALLBACK = (
+    "You can call these tools (JSON schemas):\n{schemas}\n\nTo call one, reply with\n<tool_call>\n"
+    '{{"name": <tool name>, "arguments": <JSON object>}}\n</tool_call>\n'
+    "and wait for its result. Answer directly once you have what you need."
+)
+
+
+def prompt_tools(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict] | None]:
+    """The messages without their `tools` key, and the tool schemas it carried (None: no tools).
+
+    Why in the messages: a prompt is one list of messages everywhere (problems, requests, the
+    store), so tools ride along with it to every engine without a new field in each; the
+    local engines render them through the chat template here, the openai engine sends them
+    as the request's `tools`. Assistant messages also lose `tool_calls`: their content is the
+    model's own text, calls included, and templates would write the calls a second time."""
+    tools = None
+    out = []
+    for m in messages:
+        if TOOLS_KEY in m or "tool_calls" in m:
+            if tools is None and m.get(TOOLS_KEY):
+                tools = list(m[TOOLS_KEY])
+            m = {k: v for k, v in m.items() if k not in (TOOLS_KEY, "tool_calls")}
+        out.append(m)
+    return out, tools
+
+
+def _template_takes_tools(tok: Any) -> bool:
+    t = getattr(tok, "chat_template", None)
+    return isinstance(t, str) and "tools" in t
+
+
 def render_prompt(tok: Any, messages: list[dict[str, str]], thinking: str = "auto") -> str:
-    """The chat template applied as the model was trained to see it, with the thinking switch."""
-    return tok.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, **template_kwargs(thinking)
-    )
+    """The chat template applied as the model was trained to see it, with the thinking switch.
+    Tool schemas carried in the messages (`prompt_tools`) go to the template's `tools=`; a
+    template that has no tools section gets them as text in its system message instead."""
+    messages, tools = prompt_tools(messages)
+    kw = template_kwargs(thinking)
+    if tools and _template_takes_tools(tok):
+        kw["tools"] = tools
+    elif tools:
+        import json
+
+        text = _TOOLS_FALLBACK.format(schemas="\n".join(json.dumps(t) for t in tools))
+        if messages and messages[0].get("role") == "system":
+            messages = [{**messages[0], "content": f"{messages[0]['content']}\n\n{text}"}, *messages[1:]]
+        else:
+            messages = [{"role": "system", "content": text}, *messages]
+    return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **kw)
 
 
 def single_token_id(tok: Any, text: str) -> int | None:

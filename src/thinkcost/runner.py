@@ -198,7 +198,17 @@ def _generate(
 
 def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, progress, bar) -> int:
     """Draw one variant's samples, committing each the moment it finishes."""
+    if getattr(task, "episodic", False):  # tool use: one engine call per turn (thinkcost.episodes)
+        from .episodes import generate_episodes
+
+        return generate_episodes(spec, task, mine, variant, engine, store, run_id, progress, bar)
     n, tokens, secs = 0, 0, 0.0
+    searches = [it for it in mine if it.recipe.search is not None]
+    if searches:  # step-level searches: one per problem, not "n samples" (thinkcost.search)
+        n += _search_variant(spec, task, searches, variant, engine, store, run_id, progress, bar)
+        mine = [it for it in mine if it.recipe.search is None]
+        if not mine:
+            return n
     failed: list[str] = []
     requests = [
         it.recipe.request(
@@ -255,6 +265,42 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
             f"[yellow]{escape(variant)}: {len(failed)} request(s) failed after retries[/] (stored with their "
             f"reason; rerun the same command to retry them); first: {escape(str(failed[0]))}"
         )
+    return n
+
+
+def _search_variant(spec, task, items, variant, engine, store: Store, run_id, progress, bar) -> int:
+    """Run each missing (problem, search) and commit its tree, then its answer and PRM bill, so
+    a stored answer always has its tree and an interrupted run redoes only unanswered problems."""
+    from .device import pick_device
+    from .search.run import Searcher
+    from .strategies.base import problem_seed
+
+    searcher = Searcher(engine, device=pick_device(spec.device), prm_format=spec.prm_format)
+    n = 0
+    for it in items:
+        p, key = it.problem, it.recipe.key
+        out = searcher.run(
+            it.recipe.search,
+            p,
+            temperature=it.recipe.temperature,
+            top_p=it.recipe.top_p,
+            seed=problem_seed(spec.seed, p.id),
+            max_new_tokens=spec.max_new_tokens,
+            max_steps=spec.max_steps,
+            extract=lambda a, p=p: task.verify(p, a).extracted,
+        )
+        c = out.completion
+        store.put_search_steps(run_id, variant, p.id, key, out.rows())
+        store.put_scores(
+            run_id,
+            [
+                (variant, p.id, key, 0, "prm-tokens", float(out.prm_tokens), out.prm_s),
+                (variant, p.id, key, 0, "flop-tokens", float(out.flop_tokens), 0.0),
+            ],
+        )
+        if store.put_generation(run_id, variant, p.id, key, 0, c, task.verify(p, c.answer_text), 1):
+            n += 1
+            progress.update(bar, advance=1)
     return n
 
 

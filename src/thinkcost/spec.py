@@ -102,7 +102,26 @@ class RunSpec(BaseModel):
     max_new_tokens: int = Field(
         DEFAULT_MAX_NEW_TOKENS, ge=1, le=131072, description="generation cap per sample"
     )
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        le=10000,
+        description="step-level search (wbon/beam/dvts/pf): most steps per answer path (default 40)",
+        json_schema_extra={"panel": "strategies"},
+    )
+    prm_format: Literal["qwen", "skywork", "math-shepherd", "rlhflow", "trl"] | None = Field(
+        None,
+        description="prm:MODEL scorers: the PRM's input/output format (default: detected from its config)",
+        json_schema_extra={"panel": "strategies"},
+    )
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=4096, description="sequences decoded together")
+    draft_tokens: int = Field(
+        6,
+        ge=0,
+        le=64,
+        description="hf engine: tokens looked up in a greedy row's own text and checked per step "
+        "(speculative; a draft is kept only when it equals the model's pick; 0: one token per step)",
+    )
     seed: int = Field(0, ge=0, description="problem and sampling seed")
     engine: str = Field("hf", description=_engines_help())
     base_url: str | None = Field(
@@ -491,6 +510,8 @@ class RunSpec(BaseModel):
             "tokenizer": self.tokenizer,
             "thinking": None if self.thinking == "auto" else self.thinking,
             "data_sha256": _file_sha256(self.data),
+            "max_steps": self.max_steps,
+            "prm_format": self.prm_format,
         }
         return ident | {k: v for k, v in optional.items() if v is not None}
 
@@ -513,6 +534,8 @@ IDENTITY: dict[str, str] = {
     "skip_bad_rows": "run",  # in task_options: which rows become problems
     "prompt": "run",  # in task_options: the prompt the model sees
     "max_new_tokens": "run",
+    "max_steps": "run",  # only when set: the default (40) leaves older run ids as they were
+    "prm_format": "run",  # only when set; a detected format follows from the PRM itself
     "seed": "run",
     "engine": "run",
     "dtype": "run",
@@ -536,6 +559,8 @@ IDENTITY: dict[str, str] = {
     "wait_words": "part of each wait-penalty row's recipe key (hashed)",
     "confidence": "verbal is part of the recipe key (the prompt changes); logprob only reads logprobs",
     "batch_size": "stored per row; it changes float rounding only (thinkcost repro measures that)",
+    "draft_tokens": "hf decode speed: a drafted token is kept only when it equals the model's own pick, "
+    "so greedy texts are the same with or without drafts (tests compare token ids)",
     "device": "recorded in the variant facts; it changes float rounding only, like batch_size",
     "threads": "llamacpp speed only; recorded in the variant facts",
     "concurrency": "openai scheduling: requests in flight change timings, not texts",

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import UserError
 from .types import Completion, Problem, Verdict
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -99,7 +99,44 @@ CREATE TABLE IF NOT EXISTS scores (
     seconds REAL NOT NULL,
     PRIMARY KEY (run_id, variant, problem_id, recipe, sample, scorer)
 );
+CREATE TABLE IF NOT EXISTS search_steps (
+    run_id TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    node INTEGER NOT NULL,
+    parent INTEGER,
+    depth INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    policy_tokens INTEGER NOT NULL,
+    fed_tokens INTEGER NOT NULL,
+    policy_s REAL NOT NULL,
+    prm_tokens INTEGER NOT NULL,
+    prm_s REAL NOT NULL,
+    step_reward REAL,
+    reward REAL,
+    finish TEXT,
+    survived INTEGER NOT NULL,
+    PRIMARY KEY (run_id, variant, problem_id, recipe, node)
+);
 """
+# schema 6 added search_steps (one row per node of a step-level search tree); CREATE TABLE IF
+# NOT EXISTS above is its migration: an older store gains the empty table when opened.
+SEARCH_STEP_COLUMNS = (
+    "node",
+    "parent",
+    "depth",
+    "text",
+    "policy_tokens",
+    "fed_tokens",
+    "policy_s",
+    "prm_tokens",
+    "prm_s",
+    "step_reward",
+    "reward",
+    "finish",
+    "survived",
+)
 
 # Columns added after schema 1, with their definitions, so an older store is upgraded in place.
 _ADDED_COLUMNS = {
@@ -364,6 +401,27 @@ class Store:
             "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows]
         )
         self.db.commit()
+
+    def put_search_steps(
+        self, run_id: str, variant: str, problem_id: str, recipe: str, rows: Iterable[tuple]
+    ) -> None:
+        """A search's tree, one row per node (SEARCH_STEP_COLUMNS order). Committed before the
+        search's generation row, so a stored answer always has its tree."""
+        self.db.executemany(
+            f"INSERT OR REPLACE INTO search_steps VALUES ({', '.join('?' * (4 + len(SEARCH_STEP_COLUMNS)))})",
+            [(run_id, variant, problem_id, recipe, *r) for r in rows],
+        )
+        self.db.commit()
+
+    def search_steps(self, run_id: str):
+        """Every stored search-tree node of a run as a DataFrame (empty without searches)."""
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT * FROM search_steps WHERE run_id = ? ORDER BY variant, problem_id, recipe, node",
+            self.db,
+            params=(run_id,),
+        )
 
     # --- reading -------------------------------------------------------------------------
     def runs(self) -> list[dict[str, Any]]:

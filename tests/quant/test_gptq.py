@@ -10,6 +10,7 @@ from thinkcost.quant.gptq import (
     HessianAccumulator,
     find_params,
     gptq_quantize,
+    gram,
     min_pivot_order,
     prepare_problem,
     proxy_loss,
@@ -78,12 +79,17 @@ def test_hessian_accumulator_matches_direct_formula():
         torch.randn(2, 5, 16, generator=g),
         torch.randn(64, 16, generator=g),
     ]
-    acc = HessianAccumulator(16)
+    X = torch.cat([b.reshape(-1, 16) for b in batches]).double()
+    expected = 2 * X.T @ X / X.shape[0]
+    exact = HessianAccumulator(16, gram_dtype=torch.float64)
+    for b in batches:
+        exact.add_batch(b)
+    torch.testing.assert_close(exact.H, expected, rtol=1e-12, atol=1e-12)
+    acc = HessianAccumulator(16)  # default: float32 batch products, float64 running mean
     for b in batches:
         acc.add_batch(b)
-    X = torch.cat([b.reshape(-1, 16) for b in batches]).double()
-    assert acc.nsamples == 3 + 10 + 64
-    torch.testing.assert_close(acc.H, 2 * X.T @ X / X.shape[0], rtol=1e-12, atol=1e-12)
+    assert acc.nsamples == 3 + 10 + 64 and acc.H.dtype == torch.float64
+    torch.testing.assert_close(acc.H, expected, rtol=0, atol=1e-6 * float(expected.diagonal().max()))
 
     acc.add_batch(torch.zeros(0, 16))  # an empty batch changes nothing
     assert acc.nsamples == 77
@@ -95,6 +101,14 @@ def test_hessian_accumulator_matches_direct_formula():
     assert torch.equal(acc.H, before) and acc.nsamples == 77
     with pytest.raises(ValueError, match="16"):
         acc.add_batch(torch.randn(4, 15))
+
+
+@pytest.mark.parametrize("n", [64, 1000, 2500])
+def test_gram_by_triangular_blocks_is_the_full_product(n):
+    """Only the blocks on and above the diagonal are multiplied; the result must still be xᵀx."""
+    x = torch.randn(40, n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    G = gram(x, block=512)
+    torch.testing.assert_close(G, x.T @ x, rtol=1e-12, atol=1e-10)
 
 
 def test_proxy_loss_is_the_layer_output_error():

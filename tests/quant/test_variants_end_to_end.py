@@ -43,6 +43,38 @@ def test_gptq_checkpoint_roundtrip_and_babai_on_real_model(smollm, tmp_path):
         restore_linear_weights_(model, snap)
 
 
+def test_babai_reverse_is_gptq_natural_bit_for_bit_on_real_model(smollm):
+    """The equivalence on real weights, dynamic groups (w4g32), every layer code for code.
+
+    It once failed here and not on synthetic H: SmolLM2's weights are dequantized from a GGUF
+    grid, so a group's largest |w| often sits exactly on −7.5 scale steps (the fp16 scale
+    2·max|w|/15 is exact). GPTQ (natural) rounds that first weight exactly (→ −8, half to even);
+    Babai (reverse) recomputes it as (w·R)/R, one ulp off, and rounded to −7: one code, then the
+    whole row, then every later block differed. `round_codes` snaps such ties before rounding.
+    Run in float64, the precision the equivalence is exact in (float32 noise flips near-ties);
+    the first 8 blocks held 5 of the mismatching ones."""
+    import copy
+
+    from thinkcost.quant.babai import babai_quantize
+    from thinkcost.quant.gptq import GPTQConfig, gptq_quantize
+    from thinkcost.quant.sequential import quantize_sequential_
+
+    tok = smollm[1]
+    calib = calibration_windows(texts_from_task(get_task("arithmetic"), tok, 16, 0), tok, 4, 32, seed=0)
+    results = {}
+    for label, fn, order in (("gptq", gptq_quantize, "natural"), ("babai", babai_quantize, "reverse")):
+        model = copy.deepcopy(smollm[0])
+        model.model.layers = model.model.layers[:8]
+        cfg = GPTQConfig(bits=4, group_size=32, order=order, sweep_dtype="float64")
+        results[label] = quantize_sequential_(model, calib, lambda W, H, _n, fn=fn, cfg=cfg: fn(W, H, cfg))
+    assert len(results["gptq"]) == 8 * 7
+    for name, a in results["gptq"].items():
+        b = results["babai"][name]
+        assert torch.equal(a.codes, b.codes), f"{name}: {int((a.codes != b.codes).sum())} codes differ"
+        assert torch.equal(a.scales, b.scales) and torch.equal(a.zeros, b.zeros), name
+        assert torch.equal(a.dequant, b.dequant), name
+
+
 def test_babai_proxy_loss_below_rtn_on_model_hessians(smollm):
     import copy
 

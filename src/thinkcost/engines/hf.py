@@ -25,10 +25,12 @@ from rich.markup import escape
 
 from ..device import pick_device
 from ..errors import UserError
-from ..models import ModelSource, load_pretrained
+from ..models import ModelSource
 from ..reasoning import ReasoningFormat, detect_format, render_prompt
 from ..types import Completion, OnComplete, Request
 from .control import RowControl, ShortMK, Vocab, complete, plan_batches
+from .kv_rows import RowCache
+from .lookup_draft import LookupDraft
 from .penalty import PenaltyRules, penalty_rules
 
 
@@ -53,15 +55,12 @@ class _Row(RowControl):
         self.latency_s = 0.0
 
 
-def load_hf(source: ModelSource, dtype: str = "float32", device: str = "cpu"):
-    """Load model + tokenizer; a GGUF is dequantized by transformers to `dtype`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_hf(source: ModelSource, dtype: str = "float32", device: str = "cpu", console=None):
+    """Load model + tokenizer. A GGUF is de-quantized by transformers to `dtype` once and kept
+    in the float-weight cache (`thinkcost.weight_cache`); later loads map that file."""
+    from ..weight_cache import load_cached
 
-    kw = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    tok = load_pretrained(AutoTokenizer.from_pretrained, source.path, "model", **kw)
-    model = load_pretrained(
-        AutoModelForCausalLM.from_pretrained, source.path, "model", dtype=getattr(torch, dtype), **kw
-    )
+    model, tok = load_cached(source.label, source, dtype, console=console)
     model.to(device).eval()
     return model, tok
 
@@ -78,9 +77,23 @@ class HFEngine:
         batch_size: int = 16,
         thinking: str = "auto",
         fmt: ReasoningFormat | None = None,
+        max_draft: int = 6,
+        draft_budget: int = 10,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+        if max_draft < 0 or draft_budget < 1:
+            raise ValueError(
+                f"max_draft >= 0 and draft_budget >= 1 expected, got {max_draft}, {draft_budget}"
+            )
+        # speculative greedy: up to `max_draft` looked-up tokens per row are checked in each
+        # step, within `draft_budget` fed positions per step over the batch (0 = one at a time).
+        # On a 2-core CPU a step reads all weights once (~2 GB in float32 for 0.5B) and its
+        # matmuls stay bandwidth-bound up to ~8-10 rows; past that each fed position costs
+        # compute, so drafts go to the small batches of a run's tail, where looping rows are.
+        self.max_draft = max_draft
+        self.draft_budget = draft_budget
+        self._pads: list[int] = []
         self.model = model
         self.tok = tokenizer
         self.batch_size = batch_size
@@ -147,11 +160,20 @@ class HFEngine:
         input_ids = enc["input_ids"].to(self.device)
         mask = enc["attention_mask"].to(self.device)
         rows = [self._new_row(r, i, int(mask[k].sum())) for k, (_, r, i) in enumerate(chunk)]
+        drafts = [self._drafter(row, input_ids[k][mask[k].bool()].tolist()) for k, row in enumerate(rows)]
         short_mk = ShortMK([(k, r) for k, r, _ in chunk])
         active = list(range(len(rows)))  # row index of each line in the live batch
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = None
-        step_in, step_pos, step_mask = input_ids, pos, mask
+        max_steps = max(r.req.max_new_tokens for r in rows)
+        cache = RowCache(
+            mask,
+            capacity=input_ids.shape[1] + max_steps + self.max_draft + 1,
+            n_layers=self.model.config.num_hidden_layers,
+            dtype=self.model.dtype,
+            device=self.device,
+        )
+        real_len = mask.sum(-1)  # real tokens per line so far: the next position id
+        step_in = input_ids
+        step_pos = (mask.cumsum(-1) - 1).clamp(min=0)
         t0 = time.perf_counter()
         t_prev = t0
         ttft = 0.0
@@ -164,39 +186,55 @@ class HFEngine:
                 req_index, _, sample_id = chunk[a]
                 on_complete(req_index, sample_id, done[a])
 
-        max_steps = max(r.req.max_new_tokens for r in rows)
-        for step in range(max_steps):
+        step = 0
+        while True:
+            n_new = step_in.shape[1]
             out = self.model(
                 input_ids=step_in,
-                attention_mask=step_mask,
+                attention_mask=cache.begin(n_new),
                 position_ids=step_pos,
                 use_cache=True,
-                logits_to_keep=1,
+                logits_to_keep=n_new if step else 1,
                 **{self._cache_kw: cache},
             )
-            cache = getattr(out, "cache", None) or out.past_key_values
-            logits = out.logits[:, -1, :].float()
-            sampled, lps, certs = (t.tolist() for t in self._pick(logits, [rows[a] for a in active]))
+            # [lines, positions, V]: at the prefill only the last position; then every fed one
+            logits = out.logits.float()
+            live = [rows[a] for a in active]
+            picks, lps, certs = (t.tolist() for t in self._pick(logits, live))
             now = time.perf_counter()
             dt = now - t_prev
             t_prev = now
             if step == 0:
                 ttft = now - t0
-                total_prompt = sum(rows[a].prompt_len for a in active)
-                for a in active:  # prefill shared by prompt length, decode steps equally
-                    rows[a].cost_s += dt * rows[a].prompt_len / total_prompt
+                total_prompt = sum(row.prompt_len for row in live)
+                for row in live:  # prefill shared by prompt length, decode steps equally
+                    row.cost_s += dt * row.prompt_len / total_prompt
             else:
-                for a in active:
-                    rows[a].cost_s += dt / len(active)
-            emitted = []
+                for row in live:
+                    row.cost_s += dt / len(live)
+            fed = step_in.tolist() if step else None
+            emitted: list[list[int]] = []  # tokens each line emits this step (the last one is fed next)
+            accepted: list[int] = []  # of the positions fed this step, how many stay in the cache
             keep = []
             for line, a in enumerate(active):
-                emitted.append(rows[a].step(sampled[line], self.vocab, lps[line], certs[line]))
-                if rows[a].finish:
+                row, out_ids = rows[a], []
+                n_fed = n_new - self._pads[line] if step else 1  # real positions fed on this line
+                for j in range(n_fed):
+                    tid = row.step(picks[line][j], self.vocab, lps[line][j], certs[line][j])
+                    out_ids.append(tid)
+                    if row.finish or j + 1 >= n_fed or fed[line][j + 1] != tid:
+                        break  # position j + 1 was fed a different token: its logits are void
+                emitted.append(out_ids)
+                accepted.append(len(out_ids) if step else n_new)
+                drafts[a].extend(out_ids)
+                if row.finish:
                     short_mk.finished(a)
                     finish(a, now)
                 else:
                     keep.append(line)
+            cache.advance(torch.tensor(accepted, device=self.device))
+            if step:  # the accepted positions are real tokens now (the prefill's were counted already)
+                real_len = real_len + torch.tensor(accepted, device=self.device)
             cancel = set(short_mk.to_cancel(active[line] for line in keep))
             for a in sorted(cancel):
                 rows[a].finish = "cancelled"
@@ -204,37 +242,69 @@ class HFEngine:
             keep = [line for line in keep if active[line] not in cancel]
             if not keep:
                 break
-            nxt = torch.tensor(emitted, device=self.device)  # forced tokens are fed back too
             if len(keep) < len(active):
                 idx = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(idx)
-                step_mask = step_mask[idx]
-                step_pos = step_pos[idx]
-                nxt = nxt[idx]
+                cache.select(idx)
+                real_len = real_len[idx]
+                emitted = [emitted[k] for k in keep]
                 active = [active[k] for k in keep]
-            step_in = nxt[:, None]
-            step_mask = torch.cat([step_mask, step_mask.new_ones(len(active), 1)], dim=1)
-            step_pos = step_pos[:, -1:] + 1
+            step_in, step_pos = self._next_input(active, rows, drafts, emitted, real_len)
+            step += 1
         return [done[a] for a in range(len(rows))]
+
+    def _drafter(self, row: _Row, prompt_ids: list[int]) -> LookupDraft:
+        return LookupDraft(prompt_ids if self._drafts_for(row) else [])
+
+    def _drafts_for(self, row: _Row) -> bool:
+        """Drafts are checked only for greedy rows without the wait-penalty: their emitted token
+        at a position depends on nothing but the logits there (sampling draws and penalty tries
+        depend on the tokens before, which a rejected draft would have changed)."""
+        return self.max_draft > 0 and row.generator is None and row.rules is None
+
+    def _next_input(self, active, rows, drafts, emitted, real_len):
+        """The next step's input: per line its last emitted token, then its draft tokens, then
+        padding (masked out by position; never accepted). The batch's token budget is shared:
+        drafts are longest when few rows are left, where a step costs the most per token."""
+        n = len(active)
+        room = max(0, self.draft_budget // n - 1)
+        seqs = []
+        for line, a in enumerate(active):
+            row = rows[a]
+            k = min(self.max_draft, room, row.req.max_new_tokens - len(row.ids) - 1)
+            guess = drafts[a].propose(k) if self._drafts_for(row) and not row.queue else []
+            seqs.append([emitted[line][-1], *guess])
+        width = max(len(q) for q in seqs)
+        self._pads = [width - len(q) for q in seqs]
+        pad = self.tok.pad_token_id
+        step_in = torch.tensor([q + [pad] * (width - len(q)) for q in seqs], device=self.device)
+        step_pos = real_len[:, None] + torch.arange(width, device=self.device)[None, :]
+        return step_in, step_pos
 
     def _pick(
         self, logits: torch.Tensor, rows: list[_Row]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The model's proposal per row: argmax for temperature 0, else seeded top-p sampling,
-        both after the wait-penalty. Also returns the proposal's logprob and the self-certainty
-        KL(uniform || p) = -log V - mean_j log p_j, both under the raw (untempered,
-        unpenalised) distribution."""
-        logp = torch.log_softmax(logits, dim=-1)
-        certainty = -math.log(logits.shape[-1]) - logp.mean(dim=-1)
-        logits = _penalise(logits, rows)
+        """The model's proposal per line and position ([lines, positions]): argmax for
+        temperature 0, else seeded top-p sampling (position 0 only: sampled rows get no
+        drafts), both after the wait-penalty (position 0). Also the proposal's logprob and the
+        self-certainty KL(uniform || p) = log Z - mean_j z_j - log V, both under the raw
+        (untempered, unpenalised) distribution, from two reductions over the vocabulary
+        instead of a full log-softmax."""
+        vocab = logits.shape[-1]
+        lse = torch.logsumexp(logits, dim=-1)  # [L, P]
+        certainty = lse - logits.mean(dim=-1) - math.log(vocab)
+        head = logits[:, 0, :]
+        first = _penalise(head, rows)
         nxt = logits.argmax(dim=-1)
+        if first is not head:
+            nxt[:, 0] = first.argmax(dim=-1)
         hot = [k for k, row in enumerate(rows) if row.generator is not None]
         if hot:
             temps = torch.tensor([rows[k].req.temperature for k in hot], device=logits.device)
-            probs = torch.softmax(logits[hot] / temps[:, None], dim=-1)  # [S, V]
+            probs = torch.softmax(first[hot] / temps[:, None], dim=-1)  # [S, V]
             for line, k in enumerate(hot):
-                nxt[k] = _sample(probs[line], rows[k].req.top_p, rows[k].generator)
-        return nxt, logp.gather(1, nxt[:, None])[:, 0], certainty
+                nxt[k, 0] = _sample(probs[line], rows[k].req.top_p, rows[k].generator)
+        chosen = logits.gather(-1, nxt[..., None])[..., 0]
+        return nxt, chosen - lse, certainty
 
     def _hit_stop(self, row: _Row) -> bool:
         """A stop string ends generation only outside open reasoning (the format decides)."""
@@ -320,8 +390,10 @@ class HFBackend:
 
         with self.console.status(escape(f"loading {self.spec.model} ({self.spec.dtype}, {self.device})")):
             t = time.perf_counter()
-            self.model, self.tok = load_hf(self.source, dtype=self.spec.dtype, device=self.device)
-        self.console.print(f"loaded {self.spec.model} in {time.perf_counter() - t:.0f}s", markup=False)
+            self.model, self.tok = load_hf(
+                self.source, dtype=self.spec.dtype, device=self.device, console=self.console
+            )
+        self.console.print(f"loaded {self.spec.model} in {time.perf_counter() - t:.1f}s", markup=False)
         self.snapshot = snapshot_linear_weights(self.model)
 
     def prepare(self, variant: str, status) -> tuple[HFEngine, dict]:
@@ -343,7 +415,13 @@ class HFBackend:
                 seed=self.spec.seed,
             )
         restore_linear_weights_(self.model, self.snapshot)
-        engine = HFEngine(self.model, self.tok, batch_size=self.spec.batch_size, thinking=self.spec.thinking)
+        engine = HFEngine(
+            self.model,
+            self.tok,
+            batch_size=self.spec.batch_size,
+            thinking=self.spec.thinking,
+            max_draft=self.spec.draft_tokens,
+        )
         status("quantizing")
         qinfo = quantize_model_(self.model, vspec, self.calib, on_block=lambda i, k: status(f"block {i}/{k}"))
         info = {

@@ -129,3 +129,78 @@ def expected_tokens_curve(
             raise ValueError(f"expected_tokens_curve: problem {i} has no samples")
     means = [sum(t) / len(t) for t in tokens_by_problem]
     return {k: k * sum(means) / len(means) for k in _resolve_ks(ks, sizes, "expected_tokens_curve")}
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """coverage(k) = exp(a * k^b) (Brown et al. 2024, "Large Language Monkeys"): a < 0 and b < 0
+    when coverage rises towards 1 with k. `points` = the (k, coverage) pairs the fit used."""
+
+    a: float
+    b: float
+    points: int
+
+    def coverage(self, k: float) -> float:
+        return math.exp(self.a * k**self.b)
+
+
+def fit_coverage_power_law(ks: Sequence[float], coverage: Sequence[float]) -> PowerLawFit | None:
+    """Least-squares fit of log(-log c) = log(-a) + b log k, a line in log-log space.
+
+    Why the double log: the model is linear there, so the fit is closed-form, exact on exact data
+    and needs no starting point. Points with c <= 0 or c >= 1 have no double log and are left out
+    (a problem set solved at every k carries no slope); fewer than 2 usable distinct ks -> None."""
+    if len(ks) != len(coverage):
+        raise ValueError(f"fit_coverage_power_law: {len(ks)} ks but {len(coverage)} coverage values")
+    pts = [(float(k), float(c)) for k, c in zip(ks, coverage, strict=True) if k > 0 and 0 < c < 1]
+    if len({k for k, _ in pts}) < 2:
+        return None
+    x = np.log([k for k, _ in pts])  # [m]
+    y = np.log(-np.log([c for _, c in pts]))  # [m]
+    b, log_neg_a = np.polyfit(x, y, 1)
+    return PowerLawFit(a=-float(np.exp(log_neg_a)), b=float(b), points=len(pts))
+
+
+def accept_until_verified(
+    weak_by_problem: Sequence[Sequence[bool]],
+    strong_by_problem: Sequence[Sequence[bool]],
+    ks: Iterable[int] | None = None,
+) -> dict[int, dict[str, float]]:
+    """ "Resample until the verifier accepts" with budget k, in expectation over sample order.
+
+    Each problem's n samples are drawn in a uniformly random order until the weak verifier accepts
+    one (or k are spent); that sample is returned. With A weak-accepted and B accepted-and-truly-
+    correct samples: P(some accepted within k) = 1 - C(n-A, k)/C(n, k), and the returned sample is
+    uniform over the A accepted ones (by symmetry), so it is correct with probability B/A.
+    Per k: accepted (share of problems with an accepted answer), accuracy (returned and truly
+    correct), precision (accuracy / accepted: what "the verifier said yes" is worth) and samples
+    (expected draws per problem, sum over j < k of C(n-A, j)/C(n, j))."""
+    if len(weak_by_problem) != len(strong_by_problem):
+        raise ValueError("accept_until_verified: weak and strong verdicts cover different problems")
+    sizes = [len(w) for w in weak_by_problem]
+    _check_problems(sizes, "accept_until_verified")
+    stats = []
+    for i, (w, s) in enumerate(zip(weak_by_problem, strong_by_problem, strict=True)):
+        if len(w) != len(s):
+            raise ValueError(
+                f"accept_until_verified: problem {i} has {len(w)} weak but {len(s)} strong verdicts"
+            )
+        a = sum(bool(x) for x in w)
+        b = sum(bool(x) and bool(y) for x, y in zip(w, s, strict=True))
+        stats.append((len(w), a, b))
+    out: dict[int, dict[str, float]] = {}
+    for k in _resolve_ks(ks, sizes, "accept_until_verified"):
+        accepted = correct = draws = 0.0
+        for n, a, b in stats:
+            p_acc = 1.0 - math.comb(n - a, k) / math.comb(n, k)
+            accepted += p_acc
+            correct += p_acc * (b / a) if a else 0.0
+            draws += sum(math.comb(n - a, j) / math.comb(n, j) for j in range(k))
+        m = len(stats)
+        out[k] = {
+            "accepted": accepted / m,
+            "accuracy": correct / m,
+            "precision": correct / accepted if accepted else math.nan,
+            "samples": draws / m,
+        }
+    return out

@@ -38,6 +38,8 @@ OUTCOME_COLUMNS = (
     "forced_tokens",
     "interventions",
     "confidence",
+    "prm_tokens",  # tokens a step-level search's scorer read (search strategies; 0 elsewhere)
+    "flop_tokens",  # policy tokens + PRM tokens weighted by PRM/policy parameter count
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -104,6 +106,8 @@ def outcomes(
                 rm_s = sum(v[1] for v in vals if v)
             d = strat.decide(attempts, columns)
             used = grp[grp["sample"].isin(d.used)]
+            prm = rm.get((variant, pid, key, 0, "prm-tokens")) if strat.recipe.search else None
+            flop = rm.get((variant, pid, key, 0, "flop-tokens")) if strat.recipe.search else None
             chosen = grp[grp["sample"] == d.chosen]
             rows.append(
                 {
@@ -131,6 +135,10 @@ def outcomes(
                     "interventions": int(used["interventions"].sum()),
                     # the stated/logprob confidence of the answer the strategy returns
                     "confidence": _opt(chosen["confidence"].iloc[0]) if len(chosen) else None,
+                    "prm_tokens": int(prm[0] or 0) if prm else 0,
+                    "flop_tokens": float(flop[0])
+                    if flop and flop[0] is not None
+                    else float(used["completion_tokens"].sum()),
                 }
             )
     return pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))

@@ -52,6 +52,9 @@ class VariantSummary:
     confidence_missing: float | None = None
     failed: int = 0  # samples whose request finally failed (counted wrong; a rerun retries them)
     forced_tokens_per_problem: float = 0.0
+    prm_tokens_per_problem: float = 0.0  # tokens a search's step scorer read (search strategies)
+    # policy + PRM tokens weighted by parameter count (= tokens_per_problem without a PRM)
+    flop_tokens_per_problem: float = math.nan
     pareto: bool = False  # on the accuracy-vs-tokens-per-problem frontier of all rows
     bits_per_weight: float | None = None  # = bits_per_weight_layers (the name older readers know)
     bits_per_weight_layers: float | None = None  # decoder blocks' Linear weights (README, "b/w")
@@ -188,6 +191,14 @@ def _strategy_rows(o, variants, reference, strat, info, n_boot, seed) -> list[Va
                 failed=int(d["failed"].sum()) if "failed" in d else 0,
                 **_calibration(d),
                 forced_tokens_per_problem=float(d["forced_tokens"].sum()) / n if n else 0.0,
+                prm_tokens_per_problem=float(d["prm_tokens"].sum()) / n if n and "prm_tokens" in d else 0.0,
+                flop_tokens_per_problem=(
+                    float(d["flop_tokens"].sum()) / n
+                    if n and "flop_tokens" in d
+                    else tokens / n
+                    if n
+                    else math.nan
+                ),
                 **_bits_per_weight(vi),
                 file_bytes=vi.get("file_bytes"),
                 proxy_loss=vi.get("proxy_loss"),
@@ -230,7 +241,8 @@ def _calibration(d: pd.DataFrame) -> dict[str, float | None]:
 
 def mark_pareto(rows: list[VariantSummary]) -> None:
     """Flag rows no other row beats on both axes (accuracy up, tokens per problem down)."""
-    pts = [(r.accuracy, r.tokens_per_problem) for r in rows]
+    # FLOP-equivalent tokens: a search's PRM reads count (equal to tokens per problem elsewhere)
+    pts = [(r.accuracy, _cost_axis(r)) for r in rows]
     for r, (a, t) in zip(rows, pts, strict=True):
         if math.isnan(a) or math.isnan(t):
             r.pareto = False
@@ -240,3 +252,9 @@ def mark_pareto(rows: list[VariantSummary]) -> None:
             for a2, t2 in pts
             if not (math.isnan(a2) or math.isnan(t2))
         )
+
+
+def _cost_axis(r: VariantSummary) -> float:
+    """The Pareto cost of a row: FLOP-equivalent tokens per problem when known, else tokens."""
+    f = r.flop_tokens_per_problem
+    return r.tokens_per_problem if f is None or math.isnan(f) else f

@@ -7,7 +7,7 @@ calls `restore_linear_weights_` then `quantize_model_`: no reload between varian
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -229,23 +229,32 @@ def bits_per_weight_figures(model: nn.Module, stored: dict[str, float]) -> dict[
     return {f"bits_per_weight_{k}": bits[k] / count[k] if count[k] else None for k in bits}
 
 
-def snapshot_linear_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Copy (to CPU) every Linear weight quantize_model_ may touch, keyed `<module>.weight`.
+def snapshot_linear_weights(model: nn.Module) -> Mapping[str, torch.Tensor]:
+    """Every Linear weight quantize_model_ may touch, keyed `<module>.weight`: a CPU copy, or a
+    read-only map of the float-weight cache file the model was loaded from (no second copy).
 
     An LM head tied to the input embeddings is left out: its weight *is* the embedding table,
     which we never modify, and restore re-ties it.
     """
     head = _head_name(model)
     emb = _input_embedding_weight(model)
-    return {
-        f"{name}.weight": mod.weight.detach().to("cpu", copy=True)
+    mods = {
+        f"{name}.weight": mod
         for name, mod in model.named_modules()
         if isinstance(mod, nn.Linear) and not (name == head and _is_tied(mod, emb))
     }
+    mapped = getattr(model, "thinkcost_weights_file", None)
+    if mapped is not None:  # loaded from the float-weight cache: restore from the file itself
+        from ..weight_cache import MappedSnapshot
+
+        snap = MappedSnapshot(mapped, set(mods))
+        if set(snap) == set(mods) and all(snap[k].shape == m.weight.shape for k, m in mods.items()):
+            return snap
+    return {k: mod.weight.detach().to("cpu", copy=True) for k, mod in mods.items()}
 
 
 @torch.no_grad()
-def restore_linear_weights_(model: nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
+def restore_linear_weights_(model: nn.Module, snapshot: Mapping[str, torch.Tensor]) -> None:
     """Put back the weights of `snapshot_linear_weights`, re-tying an LM head that was tied."""
     head = _head_name(model)
     seen = set()

@@ -41,7 +41,15 @@ weight GPTQ rounds when it processes the columns in the opposite direction. Henc
 same codes, scales, zeros, g_idx, perm: Babai "natural" == GPTQ "reverse", Babai "reverse" ==
 GPTQ "natural", and Babai "min-pivot" == GPTQ "min-pivot" (GPTQ walks that basis backwards by
 definition); with any group mode, MSE search, and with or without clip (clip clamps the same
-value in both). Only floating-point rounding differs; in float64 no code flips in the tests.
+value in both). Only floating-point rounding differs: in float64 no code flips, in the tests or
+on SmolLM2's 30 blocks, once exact ties are snapped (`gptq.round_codes`: grid-aligned GGUF
+weights put a group's largest |w| exactly on −7.5 steps, which GPTQ sees exactly and Babai an
+ulp off). A float32 sweep flips the odd near-tie code between the two; use sweep_dtype float64
+where bit equality matters.
+
+Blocked. Flipped into decision order, R becomes an upper factor V and the residual rows are fed
+forward exactly like GPTQ's weights (`gptq_sweep` with nearest_plane=True): rank-1 updates only
+inside an inner block, matmuls for the rest. Only the Cholesky factor is needed, no inverse.
 
 Orders and groups follow GPTQ's rules with "processing order" = the order codes are decided,
 i.e. the basis order reversed: `QuantizedLayer.perm` is that decision order (basis[::-1]),
@@ -58,14 +66,14 @@ import torch
 
 from thinkcost.quant.gptq import (
     ORDERS,
+    SWEEP_DTYPES,
     GPTQConfig,
     QuantizedLayer,
     column_order,
-    find_params,
     finish_layer,
+    gptq_sweep,
     group_plan,
     prepare_problem,
-    quantize,
 )
 from thinkcost.quant.methods import QUANTIZERS
 
@@ -83,32 +91,25 @@ def babai_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> Quantiz
     t0 = time.perf_counter()
     W_orig = W
     W, H, H_raw = prepare_problem(W, H, cfg)
-    n = W.shape[1]
-    maxq = 2**cfg.bits - 1
     basis = column_order(H, cfg.order)  # basis[i] = original column of basis vector b_i
     proc = basis.flip(0)  # nearest plane decides the last basis vector first
     gid_proc, scales, zeros, dynamic = group_plan(W, proc, cfg)
-    gid = gid_proc[::-1]  # gid[i] = group of basis index i
-    g = cfg.group_size
 
     R, info = torch.linalg.cholesky_ex(H[basis][:, basis], upper=True)  # H = Rᵀ R, R upper
     if int(info) != 0:
         raise ValueError("H is not positive definite after damping; increase damp")
-    y = W[:, basis] @ R.T  # [out, n] residual targets, starts at t = R wᵀ for every row
-    Z = torch.empty_like(y)  # integer codes (as float64), basis order
-
-    for i in range(n - 1, -1, -1):
-        p = n - 1 - i  # decision step
-        if dynamic and p % g == 0:  # a group (basis indices i-g+1..i) starts: its current values
-            G = slice(i - g + 1, i + 1)
-            x = torch.linalg.solve_triangular(R[G, G], y[:, G].T, upper=True).T  # [out, g]
-            scales[:, p // g], zeros[:, p // g] = find_params(x, cfg.bits, cfg.sym, cfg.mse, cfg.clip)
-        s, z0 = scales[:, gid[i]], zeros[:, gid[i]]  # [out]
-        c_len = s * R[i, i]  # length of the Gram–Schmidt vector b_i*, per row
-        Z[:, i] = quantize(y[:, i], c_len, z0, maxq, cfg.clip)  # round(⟨y, b_i*⟩/||b_i*||²) + zero
-        y[:, : i + 1] -= ((Z[:, i] - z0) * s)[:, None] * R[: i + 1, i][None, :]  # y −= c_i b_i
-
-    return finish_layer(Z.flip(1), proc, gid_proc, scales, zeros, W_orig, H_raw, cfg, t0)
+    dt = SWEEP_DTYPES[cfg.sweep_dtype]
+    # decision order p = n-1-i: flipped, R becomes V = R[::-1, ::-1]ᵀ (upper), and the residual
+    # y = R wᵀ (all rows at once) becomes the rows Yt[p] = y[:, n-1-p]; the step y −= c_i b_i is
+    # then Yt[k] −= V[p, k]·(s·c_p) for k > p, the same feed-forward as GPTQ's (gptq_sweep)
+    V = R.flip(0).flip(1).T.contiguous().to(dt)
+    Yt = (W[:, basis] @ R.T).flip(1).T.to(dt).contiguous()  # [n, out]
+    Z, S, Zr = gptq_sweep(
+        Yt, V, gid_proc, scales.T.to(dt).contiguous(), zeros.T.to(dt).contiguous(), dynamic, cfg, True
+    )
+    scales.copy_(S.T)
+    zeros.copy_(Zr.T)
+    return finish_layer(Z.T.double(), proc, gid_proc, scales, zeros, W_orig, H_raw, cfg, t0)
 
 
 @torch.no_grad()

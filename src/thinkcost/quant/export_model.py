@@ -173,14 +173,10 @@ def _public(d: Path) -> None:
 
 
 def _load(source: ModelSource):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """float32 model + tokenizer; a GGUF through the float-weight cache (de-quantized once)."""
+    from thinkcost.weight_cache import load_cached
 
-    kw = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    tok = load_pretrained(AutoTokenizer.from_pretrained, source.path, "model", **kw)
-    model = load_pretrained(
-        AutoModelForCausalLM.from_pretrained, source.path, "model", dtype=torch.float32, **kw
-    )
+    model, tok = load_cached(source.label, source, "float32")
     return model.eval(), tok
 
 

@@ -59,6 +59,45 @@ def _capture_block0(model: nn.Module, blocks: nn.ModuleList, calib: torch.Tensor
     return captured
 
 
+def _shared_hessians(
+    block: nn.Module, linears: dict[str, nn.Linear], inputs: list[tuple[torch.Tensor, dict[str, Any]]]
+) -> dict[str, HessianAccumulator]:
+    """Run the block on every input chunk, accumulating each Linear's H; name -> accumulator.
+
+    Linears that read the very same tensor (q/k/v after one norm, gate/up) get ONE shared
+    accumulator: their H is identical, so it is computed once, not three or two times. Which
+    layers share is read off the first chunk (the same input object, `is`); a layer whose
+    input is not shared on a later chunk raises rather than silently mixing Hessians."""
+    accs: dict[str, HessianAccumulator] = {}
+    seen: dict[int, tuple[torch.Tensor, HessianAccumulator]] = {}  # id(input) -> (input, acc), one chunk
+
+    def hook(name: str, x: torch.Tensor) -> None:
+        prior = seen.get(id(x))
+        if prior is not None and prior[0] is x:  # a layer before it read this tensor: same H
+            acc = accs.setdefault(name, prior[1])
+            if acc is not prior[1]:
+                raise RuntimeError(f"{name}: its input is shared with another layer on one chunk only")
+            return
+        acc = accs.get(name)
+        if acc is None:
+            acc = accs[name] = HessianAccumulator(linears[name].in_features)
+        elif any(a is acc for _, a in seen.values()):
+            raise RuntimeError(f"{name}: its input was shared with another layer, now it is not")
+        seen[id(x)] = (x, acc)
+        acc.add_batch(x.detach())
+
+    hooks = [m.register_forward_hook(lambda _m, inp, _out, n=n: hook(n, inp[0])) for n, m in linears.items()]
+    try:
+        for hs, kw in inputs:
+            seen.clear()
+            _run_block(block, hs, kw)
+    finally:
+        seen.clear()
+        for h in hooks:
+            h.remove()
+    return accs
+
+
 def _run_block(block: nn.Module, hs: torch.Tensor, kwargs: dict[str, Any]) -> torch.Tensor:
     out = block(hs, **kwargs)
     return out[0] if isinstance(out, tuple) else out
@@ -84,17 +123,7 @@ def quantize_sequential_(
     results: dict[str, Any] = {}
     for i, block in enumerate(blocks):
         linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
-        accs = {n: HessianAccumulator(m.in_features) for n, m in linears.items()}
-        hooks = [
-            m.register_forward_hook(lambda _m, inp, _out, a=accs[n]: a.add_batch(inp[0].detach().float()))
-            for n, m in linears.items()
-        ]
-        try:
-            for hs, kw in inputs:
-                _run_block(block, hs, kw)
-        finally:
-            for h in hooks:
-                h.remove()
+        accs = _shared_hessians(block, linears, inputs)
         for n, m in linears.items():
             t = time.perf_counter()
             res = solve(m.weight.data.float(), accs[n].H, f"{prefix}.{i}.{n}")

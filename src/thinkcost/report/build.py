@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,31 @@ def timing_note(variant_info: dict[str, dict[str, Any]], spec: dict[str, Any]) -
     return " ".join(notes) if notes else _LEGACY_TIMING_NOTES.get(spec.get("engine", "hf"), "")
 
 
+# Figures a variant imported from another tool may lack (thinkcost.importers): its rows store 0
+# for them, and the variant records `timed: false` / `token_counts: false`, so they read n/a.
+_SECONDS = (
+    "tokens_per_s",
+    "s_per_correct",
+    "effective_speedup",
+    "wall_s",
+    "s_per_problem",
+    "latency_per_problem",
+)
+_TOKENS = ("mean_reasoning_tokens", "mean_completion_tokens", "ctir", "ctir_all", "tokens_per_s")
+_TOKENS += ("tokens_per_correct", "tokens_per_problem")
+
+
+def unmeasured(row: VariantSummary, variant_info: dict[str, Any]) -> VariantSummary:
+    """The row with what its variant did not measure (seconds, token counts) as NaN, not 0."""
+    nan = float("nan")
+    fields: dict[str, Any] = {}
+    if variant_info.get("timed") is False:
+        fields |= dict.fromkeys(_SECONDS, nan)
+    if variant_info.get("token_counts") is False:
+        fields |= dict.fromkeys(_TOKENS, nan) | {"ctir_ci": (nan, nan), "ctir_all_ci": (nan, nan)}
+    return replace(row, **fields) if fields else row
+
+
 def build_report(
     store: Store,
     run_id: str,
@@ -50,6 +76,7 @@ def build_report(
     reference: str | None = None,
     n_boot: int = 2000,
     strategies: list[str] | None = None,
+    extrapolate: tuple[int, ...] = (100, 1000),
 ) -> tuple[list[VariantSummary], dict[str, Path]]:
     """Summary rows per (variant, strategy), curves and files, from the store alone."""
     from ..metrics.scaling import scaling_curves
@@ -71,6 +98,7 @@ def build_report(
         if present
         else []
     )
+    rows = [unmeasured(r, info.get(r.name, {})) for r in rows]
     runs = {r["run_id"]: r for r in store.runs()}
     meta: dict[str, Any] = {
         "run_id": run_id,
@@ -84,6 +112,11 @@ def build_report(
         "python": platform.python_version(),
         "note": timing_note(info, runs[run_id]["spec"]),
     }
+    from .recovery import recovery_rows
+
+    recovery = recovery_rows(outs[outs["variant"].isin(present)], info, reference, n_boot) if present else []
+    if recovery:  # base + PTQ + a recovered checkpoint of it (thinkcost recover): the recovery table
+        meta["recovery"] = [r.to_json() for r in recovery]
     formats = reasoning_formats(gens[gens["variant"].isin(present)], info, present)
     meta["reasoning_formats"] = formats
     if formats:
@@ -99,5 +132,20 @@ def build_report(
         rates = attack_rates(gens[gens["variant"].isin(present)], problems)
         meta["robustness"] = json.loads(rates.to_json(orient="records"))
     curves = scaling_curves(gens[gens["variant"].isin(present)], chosen)
-    outputs = write_outputs(out_dir, rows, meta, gens, curves=curves, problems=problems)
+    from .levels import difficulty_meta  # per-level table, coverage fit, weak verifier (when present)
+
+    meta.update(
+        difficulty_meta(
+            outs[outs["variant"].isin(present)],
+            gens[gens["variant"].isin(present)],
+            problems,
+            chosen,
+            reference,
+            n_boot=n_boot,
+            extrapolate=extrapolate,
+        )
+    )
+    outputs = write_outputs(
+        out_dir, rows, meta, gens, curves=curves, problems=problems, search_steps=store.search_steps(run_id)
+    )
     return rows, outputs

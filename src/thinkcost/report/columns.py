@@ -316,6 +316,33 @@ for _i, (_key, _col) in enumerate(_BUILTIN):
 METRIC_ORDER = COLUMNS.meta("frontier")["order"] - 5  # plugin metrics: after the built-in figures
 
 
+def searched(rows: Rows) -> bool:
+    """The PRM columns exist only where a step-level search (beam, dvts, pf, wbon) read rewards."""
+    return any((r.get("prm_tokens_per_problem") or 0) > 0 for r in rows)
+
+
+# the step-level search bill (one spec for both PRM figures): after tok/problem
+for _key, _head, _field_name, _tip, _order in (
+    (
+        "prm-tok-problem",
+        "PRM tok/problem",
+        "prm_tokens_per_problem",
+        "tokens the step scorer (PRM or the policy judging itself) read, per problem",
+        91,
+    ),
+    (
+        "flop-tok-problem",
+        "FLOP-eq tok/problem",
+        "flop_tokens_per_problem",
+        "policy tokens + PRM tokens x (PRM parameters / policy parameters), per problem; the Pareto axis",
+        92,
+    ),
+):
+    COLUMNS.register(_key, order=_order)(
+        Column(_head, _field(_field_name, "{:.0f}"), _value(_field_name), _tip, table=searched, html=searched)
+    )
+
+
 def metric_column(name: str) -> Column:
     """The column of registered metric `name`, shown where rows carry its value."""
     meta = METRICS.meta(name)

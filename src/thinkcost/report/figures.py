@@ -76,11 +76,18 @@ def _variants(rows: list[dict[str, Any]]) -> list[str]:
 
 
 # --- panel 2: accuracy vs tokens per problem, Pareto frontier -------------------------------------
+def _with_cost_axis(r: dict[str, Any]) -> dict[str, Any]:
+    """The Pareto x axis: FLOP-equivalent tokens (a search's PRM reads included) where a row has
+    them, as `mark_pareto` ranks; older rows keep tokens per problem."""
+    f = finite(r.get("flop_tokens_per_problem"))
+    return {**r, "tokens_per_problem": f} if f is not None else r
+
+
 def pareto_figure(rows: Iterable[Any]) -> Figure:
     """One point per (variant, strategy) row, one trace per strategy, with 95% CI bars on
     accuracy; the frontier line joins the rows flagged ``pareto`` (accuracy up, tokens per
     problem down), in order of tokens per problem, the same axis `mark_pareto` ranks on."""
-    rs = row_dicts(rows)
+    rs = [_with_cost_axis(r) for r in row_dicts(rows)]
     data: list[dict[str, Any]] = []
     for i, strat in enumerate(_strategies(rs)):
         sub = [r for r in rs if r["strategy"] == strat]
@@ -119,7 +126,8 @@ def pareto_figure(rows: Iterable[Any]) -> Figure:
     )
     layout = _layout(
         "Accuracy vs reasoning cost",
-        "mean tokens per problem (every sample the strategy paid for; the frontier is drawn on this axis)",
+        "mean tokens per problem (every sample the strategy paid for, a search's PRM reads weighted by "
+        "parameter count; the frontier is drawn on this axis)",
         "accuracy (95% CI)",
     )
     layout["yaxis"]["tickformat"] = ".0%"

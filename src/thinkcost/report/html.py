@@ -22,6 +22,9 @@ from . import figures as F
 from .assets import asset, plotly_js
 from .browser import TRACE_CHAR_LIMIT, browser_data, browser_section, recipe_choices
 from .format import row_dicts
+from .levels import levels_html
+from .recovery import recovery_html
+from .search_trees import search_trees_section
 from .sections import OPTIONAL, PANELS, meta_section, plot_section, table_html
 
 
@@ -56,6 +59,7 @@ def render_report(
     problems: pd.DataFrame | None = None,
     *,
     trace_chars: int = TRACE_CHAR_LIMIT,
+    search_steps: pd.DataFrame | None = None,
 ) -> str:
     """The whole report page: summary table, plots, problem browser and run details.
 
@@ -100,8 +104,11 @@ def render_report(
 <p class="note">One row per (variant, strategy); click a header to sort. CTIR and speed-up are relative to
 {esc(str(ref))} under the same strategy; CTIR joint = over problems both answer correctly.</p>
 {table_html(rs) if rs else '<p class="note">no rows</p>'}</section>
+{recovery_html(meta)}
 {plots}
+{levels_html(meta, bool(js))}
 {browser_section(data)}
+{search_trees_section(search_steps, {r["key"]: r["label"] for r in recipe_choices(meta, gens)})}
 {meta_section(meta, rs)}
 <script>{js}</script>
 <script>{asset("report.js")}</script>

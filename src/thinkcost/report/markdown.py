@@ -57,7 +57,11 @@ def rows_to_markdown(rows: list[VariantSummary], meta: dict[str, Any]) -> str:
     if skipped:
         caption.append(f"{len(skipped)} malformed data row(s) skipped.")
     caption += [str(meta[k]) for k in ("reasoning_note", "note", "base_note") if meta.get(k)]
-    return f"{title}\n\n{table}\n\n{' '.join(caption)}\n"
+    from .recovery import recovery_markdown
+
+    recovery = recovery_markdown(meta.get("recovery") or [])
+    tail = f"\n{recovery}\n" if recovery else ""
+    return f"{title}\n\n{table}\n\n{' '.join(caption)}\n{tail}"
 
 
 def _split_row(line: str) -> list[str]:

@@ -89,6 +89,7 @@ def write_outputs(
     gens,
     curves: list[dict] | None = None,
     problems=None,
+    search_steps=None,
 ) -> dict[str, Path]:
     """summary.json, generations.parquet (every sample, loadable in pandas) and report.html
     (the self-contained page: table, plots and problem browser; `problems` = Store.problems
@@ -103,7 +104,9 @@ def write_outputs(
     }
     paths["json"].write_text(json.dumps(summary_json(rows, meta, curves), indent=2))
     gens.to_parquet(paths["parquet"], index=False)
-    paths["html"].write_text(render_report(rows, meta, gens, curves, problems), encoding="utf-8")
+    paths["html"].write_text(
+        render_report(rows, meta, gens, curves, problems, search_steps=search_steps), encoding="utf-8"
+    )
     return paths
 
 

@@ -52,11 +52,14 @@ class Recipe:
     penalty: float = 0.0  # wait-penalty
     penalty_words: tuple[str, ...] = ()
     verbal: bool = False  # prompt asks for a stated confidence
+    search: str | None = None  # a step-level search (strategies/search.py): its canonical form
 
     @property
     def key(self) -> str:
         """Everything that changes what a sample is, and nothing else (not n: sample i is the
         same sample whether 4 or 8 are drawn, except under short-m@k where k shapes the run)."""
+        if self.search is not None:  # one row per problem: the search's final answer
+            return f"search:{self.search};t={_fmt(self.temperature)},p={_fmt(self.top_p)}"
         if self.temperature == 0:
             head = "greedy"
         else:

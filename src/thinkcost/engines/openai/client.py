@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -260,9 +261,10 @@ class OpenAIEngine:
 
     def _body(self, s: _Sample) -> dict:
         r = s.req
+        messages, tools = wire_messages(r.prompt_messages)
         body = {
             "model": self.model,
-            "messages": r.prompt_messages,
+            "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": r.max_new_tokens,
@@ -273,6 +275,8 @@ class OpenAIEngine:
         }
         if r.stop:
             body["stop"] = list(r.stop)
+        if tools:
+            body["tools"] = tools
         if self.template_kwargs:
             body["chat_template_kwargs"] = dict(self.template_kwargs)
         return body | self.extra_body
@@ -346,6 +350,28 @@ class OpenAIEngine:
 
     def close(self) -> None:
         """Nothing to release: each generate call opens and closes its own connection pool."""
+
+
+_CALL_BLOCK = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.S)
+
+
+def wire_messages(messages: list[dict]) -> tuple[list[dict], list[dict] | None]:
+    """Prompt messages in the chat-completions wire form, and the tools they carry: the
+    schemas leave the messages for the request's `tools` field; an assistant turn that called
+    tools sends them as structured `tool_calls`, its content without the `<tool_call>` blocks
+    this engine wrote for them (`stream.tool_call_text`); a tool result keeps its call id."""
+    tools = None
+    out = []
+    for m in messages:
+        if m.get("tools") and tools is None:
+            tools = list(m["tools"])
+        m = {k: v for k, v in m.items() if k != "tools"}
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            m["content"] = _CALL_BLOCK.sub("", m.get("content") or "").strip() or None
+        elif m.get("role") == "tool":
+            m = {k: v for k, v in m.items() if k in ("role", "content", "tool_call_id")}
+        out.append(m)
+    return out, tools
 
 
 def _retry(reason: str, cut: bool) -> Retry:

@@ -35,6 +35,8 @@ class StreamParser:
         self.reasoning_deltas = 0
         self.done = False  # saw `data: [DONE]`
         self._data: list[str] = []
+        # structured tool calls, by their index: id, name and the arguments' JSON text in pieces
+        self.tool_calls: dict[int, dict[str, str]] = {}
 
     def feed_line(self, line: str) -> bool:
         """Feed one line (without its newline); True when it completed a non-empty delta."""
@@ -88,6 +90,18 @@ class StreamParser:
         )
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
+        calls = delta.get("tool_calls") or []
+        for k, tc in enumerate(calls if isinstance(calls, list) else []):
+            if not isinstance(tc, dict):
+                continue
+            entry = self.tool_calls.setdefault(tc.get("index", k), {"id": "", "name": "", "arguments": ""})
+            fn = tc.get("function") or {}
+            entry["id"] += tc.get("id") or ""
+            entry["name"] += fn.get("name") or ""
+            entry["arguments"] += fn.get("arguments") or ""
+        if calls and not (c or r):
+            self.deltas += 1
+            return True
         if c or r:
             self.deltas += 1
             self.reasoning_deltas += bool(r) and not c
@@ -100,6 +114,20 @@ class StreamParser:
             raise StreamError(f"malformed JSON in stream: {excerpt(chr(10).join(self._data))}")
         if self.finish_reason is None or not self.done:
             raise StreamError("truncated stream")
+
+
+def tool_call_text(p: StreamParser) -> str:
+    """The server's structured tool calls written as the model's native `<tool_call>` blocks,
+    so one reader (`tasks.tools.calls`) grades every engine. Arguments that are not valid JSON
+    stay a string: the environment reports them as bad arguments."""
+    out = []
+    for _, tc in sorted(p.tool_calls.items()):
+        try:
+            args = json.loads(tc["arguments"]) if tc["arguments"].strip() else {}
+        except ValueError:
+            args = tc["arguments"]
+        out.append("<tool_call>\n" + json.dumps({"name": tc["name"], "arguments": args}) + "\n</tool_call>")
+    return "\n".join(out)
 
 
 def excerpt(s: str, n: int = 160) -> str:
@@ -144,6 +172,8 @@ def build_parts(
     character share, round(completion_tokens * len(reasoning_text) / len(text)).
     """
     content, reasoning = "".join(p.content), "".join(p.reasoning)
+    if p.tool_calls:  # structured calls join the content in the native tagged form
+        content = "\n".join(x for x in (content.rstrip(), tool_call_text(p)) if x)
     if reasoning:
         unclosed = not content and finish in ("length", "cancelled")
         text = THINK_OPEN + reasoning + ("" if unclosed else THINK_CLOSE + content)
