@@ -165,13 +165,13 @@ def write_entry(entry: CacheEntry, model, tokenizer, source: ModelSource) -> Non
 def _unshared_state(model) -> dict[str, Any]:
     """The state dict with each storage once (a tied LM head shares the embedding's storage,
     which safetensors refuses to write twice); the model re-ties it on load."""
-    seen: dict[int, str] = {}
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
     out = {}
     for k, v in model.state_dict().items():
-        ptr = v.untyped_storage().data_ptr()
-        if ptr in seen and v.data_ptr() == model.state_dict()[seen[ptr]].data_ptr():
+        view = (v.untyped_storage().data_ptr(), v.data_ptr(), tuple(v.shape))
+        if view in seen:  # the same tensor under a second name (tied weights)
             continue
-        seen.setdefault(ptr, k)
+        seen.add(view)
         out[k] = v.detach().contiguous()
     return out
 

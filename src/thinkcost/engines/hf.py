@@ -226,7 +226,8 @@ class HFEngine:
                         break  # position j + 1 was fed a different token: its logits are void
                 emitted.append(out_ids)
                 accepted.append(len(out_ids) if step else n_new)
-                drafts[a].extend(out_ids)
+                if drafts[a] is not None:
+                    drafts[a].extend(out_ids)
                 if row.finish:
                     short_mk.finished(a)
                     finish(a, now)
@@ -252,8 +253,9 @@ class HFEngine:
             step += 1
         return [done[a] for a in range(len(rows))]
 
-    def _drafter(self, row: _Row, prompt_ids: list[int]) -> LookupDraft:
-        return LookupDraft(prompt_ids if self._drafts_for(row) else [])
+    def _drafter(self, row: _Row, prompt_ids: list[int]) -> LookupDraft | None:
+        """The row's n-gram index, or None for a row that never gets drafts (no index upkeep)."""
+        return LookupDraft(prompt_ids) if self._drafts_for(row) else None
 
     def _drafts_for(self, row: _Row) -> bool:
         """Drafts are checked only for greedy rows without the wait-penalty: their emitted token
@@ -271,7 +273,7 @@ class HFEngine:
         for line, a in enumerate(active):
             row = rows[a]
             k = min(self.max_draft, room, row.req.max_new_tokens - len(row.ids) - 1)
-            guess = drafts[a].propose(k) if self._drafts_for(row) and not row.queue else []
+            guess = drafts[a].propose(k) if drafts[a] is not None and not row.queue else []
             seqs.append([emitted[line][-1], *guess])
         width = max(len(q) for q in seqs)
         self._pads = [width - len(q) for q in seqs]

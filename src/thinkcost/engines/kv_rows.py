@@ -56,15 +56,12 @@ class RowCache:
         self._index = self.lengths[:, None] + offs[None, :]  # [B, t] slot of each new position
         first = int(self.lengths[0])
         self._uniform = first if bool((self.lengths == first).all()) else None  # one offset: slice writes
-        self._width = int(self.lengths.max()) + t
+        self._width = int(self.lengths.max()) + t  # slots attention reads: longest history + t
         return self.mask(t)
 
-    def width(self, t: int) -> int:
-        """Slots attention must look at this step (the longest row's history plus `t`)."""
-        return int(self.lengths.max()) + t
-
     def mask(self, t: int) -> torch.Tensor:
-        w = self.width(t)
+        """The 4-D mask of the step `begin` prepared: [B, 1, t, W], W = its `_width`."""
+        w = self._width
         slots = torch.arange(w, device=self.device)
         hist = self.valid[:, :w] & (slots[None, :] < self.lengths[:, None])  # [B, W] real history
         # new position q of row r sees slots lengths[r] .. lengths[r] + q, except prompt padding
