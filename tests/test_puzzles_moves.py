@@ -174,3 +174,22 @@ def test_blocks_formats():
         got = read_moves(text, b.read_line)
         assert [b.read_move({}, t) for t in got.moves] == [("C", 1, 3), ("B", 2, 1)], text
     assert b.read_move({}, ("CD", "1", "3")) is None
+
+
+def test_python_comments_inside_the_list_are_not_moves():
+    """Models write the list as Python with a comment per move (seen on the default model): the
+    comment's words and brackets must not merge into the next move or end the list early."""
+    text = (
+        "moves = [\n"
+        '    [1, "A", "B"],  # Move disk 1 [smallest] from A to B\n'
+        '    [2, "A", "C"],  // disk 2 goes to C]\n'
+        '    [1, "B", "C"]  # done\n'
+        "]"
+    )
+    assert hanoi_moves(text) == ("assignment", OPT)
+
+
+def test_a_hash_inside_quotes_is_kept():
+    got = read_moves('moves = [["1 # A", "B"], [2, "A", "C"]]', H.read_line)
+    assert got.moves[0] == ("1", "#", "A", "B")  # read as written (then unreadable as a move)
+    assert H.read_move(HI, got.moves[0]) is None and H.read_move(HI, got.moves[1]) == (2, 0, 2)

@@ -62,3 +62,18 @@ def test_a_fenced_code_block_is_the_answer_when_no_marker_is_present():
     # a final-answer marker still wins over a code block before it
     marked = "```\n1+1\n```\nThe answer is 2"
     assert split_reasoning(marked, "stop").answer == "The answer is 2"
+
+
+def test_a_task_answer_marker_starts_the_answer_at_its_line():
+    """Without think tags the answer is the last line unless a marker says otherwise; a puzzle's
+    `moves = [` line is one (its move list is not the last line when prose follows)."""
+    text = "Let me think.\nmoves = [[1, 'A', 'C']]\n\nThis completes the puzzle."
+    assert split_reasoning(text).answer == "This completes the puzzle."
+    sp = split_reasoning(text, "stop", r"\bmoves\s*[:=]\s*\[")
+    assert sp.answer.startswith("moves = [[1") and sp.reasoning == "Let me think.\n"
+    # the later of a generic marker and the task's wins
+    late = "moves = [[9]]\nThe answer is moves = [[1]]"
+    assert split_reasoning(late, "stop", r"\bmoves\s*=\s*\[").answer == "The answer is moves = [[1]]"
+    assert (
+        split_reasoning("moves = [[1]]\nFinal answer: x", "stop", r"moves = \[").answer == "Final answer: x"
+    )

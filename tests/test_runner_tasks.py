@@ -70,3 +70,29 @@ def test_gsm8k_with_a_field_mapping_and_skipped_rows(tmp_path):
     meta = json.loads(res.outputs["json"].read_text())["meta"]
     assert len(meta["skipped_rows"]) == 1 and meta["skipped_rows"][0]["row"] == 2
     assert meta["skipped_rows"][0]["field"] == "a"  # named as the file spells it
+
+
+def test_a_puzzle_answer_followed_by_prose_is_graded_on_its_move_list(tmp_path):
+    """The default model writes `moves = [...]` and then a closing sentence; the heuristic split
+    must start the answer at the move list (the task's answer marker), not at the last line."""
+    task = get_task("hanoi", n="2")
+    problems = task.problems(4, 0)
+    by_prompt = {p.messages[-1]["content"]: i for i, p in enumerate(problems)}
+
+    def script(req, sid):  # the optimal list for even problems, a wrong one for odd ones
+        i = by_prompt[req.prompt_messages[-1]["content"]]
+        moves = task.puzzle.solve(problems[i].meta["instance"])
+        listed = json.dumps(moves if i % 2 == 0 else moves[::-1])
+        return ["Thinking.\n", f"moves = {listed}", "\n\n", "This completes it."]
+
+    run(
+        _spec(tmp_path, task="hanoi", task_options={"n": "2"}, limit=4),
+        Console(quiet=True),
+        engine=ScriptedEngine(script),
+    )
+    g = Store(tmp_path / "s.sqlite", create=False).generations()
+    index = {p.id: i for i, p in enumerate(problems)}
+    assert len(g) == 4
+    for pid, answer, correct in zip(g["problem_id"], g["answer_text"], g["correct"], strict=True):
+        assert answer.startswith("moves = [[")
+        assert bool(correct) == (index[pid] % 2 == 0)

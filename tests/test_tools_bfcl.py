@@ -133,10 +133,10 @@ def test_split_ground_truth_file_and_text_verify():
 def test_bad_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="needs --data"):
         get_task("tools-bfcl")
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(UserError, match=r"--data .*missing\.jsonl' does not exist"):
         get_task("tools-bfcl", data=str(tmp_path / "missing.jsonl"))
     cases = {
-        "{not json\n": ":1: not a JSON object",
+        "{not json\n": ":1: malformed JSON line",
         '["a"]\n': ":1: expected a JSON object",
         '{"id": "simple_0", "question": "Q", "function": [{"name": "f"}]}\n': "no 'ground_truth'",
         '{"id": "x_1", "question": "Q", "function": "f", "ground_truth": []}\n': "'function' must be",

@@ -274,21 +274,48 @@ def start(items, spec, task) -> list[Episode]:
     return out
 
 
+@dataclass
+class Tally:
+    """What one variant's commits add up to: rows newly stored (the return value of a
+    generation branch), the tokens/seconds behind the bar's tok/s, and the failures to report
+    once at the end (stored with their reason, so a rerun retries them)."""
+
+    progress: Any
+    bar: Any
+    n: int = 0
+    tokens: int = 0
+    secs: float = 0.0
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, c: Completion, new: bool, where: str) -> None:
+        if c.finish_reason == "error":
+            self.failed.append(f"{where}: {c.error}")
+        self.tokens += c.completion_tokens
+        self.secs += c.cost_s
+        if new:
+            self.n += 1
+            self.progress.update(self.bar, advance=1, tps=f"{self.tokens / max(self.secs, 1e-9):.1f} tok/s")
+
+    def report(self, variant: str, what: str) -> int:
+        if self.failed:
+            self.progress.console.print(
+                f"[yellow]{escape(variant)}: {len(self.failed)} {what}[/] (stored with their reason; "
+                f"rerun the same command to retry them); first: {escape(self.failed[0])}"
+            )
+        return self.n
+
+
 def generate_episodes(spec, task, items, variant, engine, store: Store, run_id, progress, bar) -> int:
     """The runner's branch for episodic tasks: run the items' episodes, one row per episode."""
     episodes = start(items, spec, task)
     call_ids = [uuid.uuid4().hex[:16] for _ in items]
-    n, tokens, secs = 0, 0, 0.0
-    failed: list[str] = []
+    tally = Tally(progress, bar)
 
     def commit(e: Episode) -> None:
-        nonlocal n, tokens, secs
         it = items[e.item]
         c = summed(e)
         v = e.verdict or Verdict(False, None, "none")
         v = Verdict(v.correct, v.extracted, v.rule, detail=detail(e))
-        if c.finish_reason == "error":
-            failed.append(f"{e.problem.id}#{e.sample}: {c.error}")
         new = store.put_generation(
             run_id,
             variant,
@@ -300,16 +327,7 @@ def generate_episodes(spec, task, items, variant, engine, store: Store, run_id, 
             spec.batch_size,
             call_id=call_ids[e.item],
         )
-        tokens += c.completion_tokens
-        secs += c.cost_s
-        if new:
-            n += 1
-            progress.update(bar, advance=1, tps=f"{tokens / max(secs, 1e-9):.1f} tok/s")
+        tally.add(c, new, f"{e.problem.id}#{e.sample}")
 
     run(task, engine, episodes, commit)
-    if failed:
-        progress.console.print(
-            f"[yellow]{escape(variant)}: {len(failed)} episode(s) failed in the engine[/] (stored; rerun "
-            f"the same command to retry them); first: {escape(failed[0])}"
-        )
-    return n
+    return tally.report(variant, "episode(s) failed in the engine")

@@ -104,15 +104,17 @@ class ReasoningFormat:
             return H_END + H_START + "assistant" + H_CHANNEL + "final" + H_MESSAGE
         return THINK_CLOSE if self.kind in ("think-in-output", "think-in-prompt") else ""
 
-    def split(self, text: str, finish_reason: str = "stop") -> Split:
-        """(reasoning, answer) of a generated text by this format's rules."""
+    def split(self, text: str, finish_reason: str = "stop", answer_marker: str | None = None) -> Split:
+        """(reasoning, answer) of a generated text by this format's rules. `answer_marker` (a
+        regex, multiline): the task's own answer form (`moves = [`), an extra final-answer
+        marker for the `none` heuristic; formats with a model-marked boundary ignore it."""
         if self.kind == "think-in-prompt":
             return _split_think_in_prompt(text)
         if self.kind in ("think-in-output", "server-field"):
             return _split_think_in_output(text)
         if self.kind == "harmony":
             return _split_harmony(text)
-        return split_reasoning(text, finish_reason)
+        return split_reasoning(text, finish_reason, answer_marker)
 
     def reasoning_open(self, text: str) -> bool:
         """True when the end of `text` lies inside reasoning the model marked and has not yet
@@ -213,8 +215,9 @@ def _split_harmony(text: str) -> Split:
     return Split("\n".join(reasoning), final[1].strip(), False, final[0])
 
 
-def split_reasoning(text: str, finish_reason: str = "stop") -> Split:
-    """The `none` format's heuristic split (module docstring, rules 1-5)."""
+def split_reasoning(text: str, finish_reason: str = "stop", answer_marker: str | None = None) -> Split:
+    """The `none` format's heuristic split (module docstring, rules 1-5); a task's
+    `answer_marker` counts as one more final-answer marker in rule 3 (the later match wins)."""
     i = text.find(THINK_OPEN)
     if i != -1:
         j = text.find(THINK_CLOSE, i)
@@ -229,6 +232,10 @@ def split_reasoning(text: str, finish_reason: str = "stop") -> Split:
     last = None
     for last in _MARKER.finditer(text):  # noqa: B007 - we want the last match
         pass
+    if answer_marker:
+        for own in re.finditer(answer_marker, text, re.I | re.M):
+            if last is None or own.start() > last.start():
+                last = own
     if last is not None:
         start = text.rfind("\n", 0, last.start()) + 1
         return Split(text[:start], text[start:].strip(), False, start)

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from .episodes import Tally
 from .errors import UserError
 from .hashing import source_hash
 from .models import resolve_model
@@ -202,14 +203,13 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
         from .episodes import generate_episodes
 
         return generate_episodes(spec, task, mine, variant, engine, store, run_id, progress, bar)
-    n, tokens, secs = 0, 0, 0.0
+    tally = Tally(progress, bar)
     searches = [it for it in mine if it.recipe.search is not None]
     if searches:  # step-level searches: one per problem, not "n samples" (thinkcost.search)
-        n += _search_variant(spec, task, searches, variant, engine, store, run_id, progress, bar)
+        tally.n += _search_variant(spec, task, searches, variant, engine, store, run_id, progress, bar)
         mine = [it for it in mine if it.recipe.search is None]
         if not mine:
-            return n
-    failed: list[str] = []
+            return tally.n
     requests = [
         it.recipe.request(
             it.problem,
@@ -217,26 +217,28 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
             seed=spec.seed,
             sample_ids=it.sample_ids,
             confidence_instruction=CONFIDENCE_INSTRUCTION,
+            answer_marker=getattr(task, "answer_marker", None),
         )
         for it in mine
     ]
     call_ids = [uuid.uuid4().hex[:16] for _ in mine]
 
     def commit(i: int, sample: int, c: Completion) -> None:
-        nonlocal n, tokens, secs
         it = mine[i]
         # a stated confidence ("Confidence: 90%") is not part of the answer: the split would take
         # it for the answer line and the last-number fallback would grade the 90
         answer = (
             format_of(c.reasoning_format)
-            .split(strip_confidence(c.text), "length" if c.finish_reason == "cancelled" else c.finish_reason)
+            .split(
+                strip_confidence(c.text),
+                "length" if c.finish_reason == "cancelled" else c.finish_reason,
+                getattr(task, "answer_marker", None),
+            )
             .answer
             if it.recipe.verbal
             else c.answer_text
         )
         verdict = task.verify(it.problem, answer) if c.finish_reason != "error" else _FAILED
-        if c.finish_reason == "error":
-            failed.append(f"{it.problem.id}#{sample}: {c.error}")
         new = store.put_generation(
             run_id,
             variant,
@@ -253,19 +255,10 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
             if c.finish_reason != "error"
             else None,
         )
-        tokens += c.completion_tokens
-        secs += c.cost_s
-        if new:
-            n += 1
-            progress.update(bar, advance=1, tps=f"{tokens / max(secs, 1e-9):.1f} tok/s")
+        tally.add(c, new, f"{it.problem.id}#{sample}")
 
     engine.generate(requests, on_complete=commit)
-    if failed:
-        progress.console.print(
-            f"[yellow]{escape(variant)}: {len(failed)} request(s) failed after retries[/] (stored with their "
-            f"reason; rerun the same command to retry them); first: {escape(str(failed[0]))}"
-        )
-    return n
+    return tally.report(variant, "request(s) failed after retries")
 
 
 def _search_variant(spec, task, items, variant, engine, store: Store, run_id, progress, bar) -> int:

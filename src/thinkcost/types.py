@@ -66,6 +66,9 @@ class Request:
     # every context, a later token of a multi-token form only right after its earlier tokens.
     penalty: float = 0.0
     penalty_words: tuple[str, ...] = ()
+    # The task's own answer form (a regex, e.g. `moves\s*=\s*\[`): for models without think
+    # tags it marks where the answer starts, like "Final answer:" (thinkcost.reasoning, rule 3).
+    answer_marker: str | None = None
 
     @property
     def samples(self) -> tuple[int, ...]:

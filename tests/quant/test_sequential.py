@@ -85,5 +85,5 @@ def test_calibration_file_errors_name_file_and_line(tmp_path):
     with pytest.raises(UserError, match=r"c\.jsonl:2: expected an object with a string field 'text'"):
         texts_from_file(f)
     f.write_text('{"text": "ok"}\nnot json\n')
-    with pytest.raises(UserError, match=r"c\.jsonl:2: invalid JSON"):
+    with pytest.raises(UserError, match=r"c\.jsonl:2: malformed JSON line"):
         texts_from_file(f)

@@ -269,7 +269,7 @@ def complete(
     if row.stop_at is not None:
         text = text[: row.stop_at]
         ids = ids[: tokens_covering(vocab, ids, row.stop_at)]
-    sp = vocab.fmt.split(text, "length" if finish == "cancelled" else finish)
+    sp = vocab.fmt.split(text, "length" if finish == "cancelled" else finish, row.req.answer_marker)
     n_reason = len(ids) if sp.think_unclosed else min(len(ids), tokens_covering(vocab, ids, sp.answer_start))
     answer_lps = _answer_logprobs(row, n_reason, len(ids))
     return Completion(

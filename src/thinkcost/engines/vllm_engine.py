@@ -99,7 +99,13 @@ class VLLMEngine:
             k, i, plen = meta[rid]
             now = time.perf_counter()
             done[(k, i)] = self._completion(
-                out, finish, plen, now - t0, first_token.get(rid, now) - t0, cost[rid]
+                out,
+                finish,
+                plen,
+                now - t0,
+                first_token.get(rid, now) - t0,
+                cost[rid],
+                requests[k].answer_marker,
             )
             live.discard(rid)
             if on_complete is not None:
@@ -133,13 +139,20 @@ class VLLMEngine:
         return [done[(k, i)] for k, r in enumerate(requests) for i in r.samples]
 
     def _completion(
-        self, out: Any, finish: str, prompt_len: int, latency: float, ttft: float, cost: float
+        self,
+        out: Any,
+        finish: str,
+        prompt_len: int,
+        latency: float,
+        ttft: float,
+        cost: float,
+        answer_marker: str | None = None,
     ) -> Completion:
         seq = out.outputs[0] if out is not None and out.outputs else None
         all_ids = list(seq.token_ids) if seq is not None else []
         ids = all_ids[:-1] if all_ids and all_ids[-1] in self.vocab.eos_ids else all_ids
         text = self.vocab.decode(ids) if ids else ""
-        sp = self.fmt.split(text, "length" if finish == "cancelled" else finish)
+        sp = self.fmt.split(text, "length" if finish == "cancelled" else finish, answer_marker)
         n_reason = len(ids) if sp.think_unclosed else tokens_covering(self.vocab, ids, sp.answer_start)
         n_reason = min(n_reason, len(ids))
         lps = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,28 +102,6 @@ def check_tasks(wanted: list[str] | None, found: list[str], directory: Path) -> 
         raise UserError(
             f"--task {', '.join(unknown)}: not in {directory}; it holds {', '.join(sorted(set(found)))}"
         )
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-empty line; a malformed line is a UserError naming file:line."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
-    for n, raw in enumerate(data.splitlines(), 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UserError(f"{path}:{n}: not UTF-8 text") from None
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{n}: malformed JSON line ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
-        yield n, obj
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..jsonl import read_jsonl
 from ..reasoning import THINK_CLOSE, THINK_OPEN
 from ..types import Problem, Verdict
-from .common import ImportedProblem, ImportedSample, ImportedTask, as_text, check_tasks, need, read_jsonl
+from .common import ImportedProblem, ImportedSample, ImportedTask, as_text, check_tasks, need
 
 TOOL = "evalscope"
 

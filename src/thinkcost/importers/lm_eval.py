@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..jsonl import read_jsonl
 from ..types import Problem, Verdict
 from ..verify.math import verify_numeric
 from ..verify.math_answer import parse_number
@@ -31,7 +32,6 @@ from .common import (
     check_tasks,
     need,
     read_json,
-    read_jsonl,
 )
 
 TOOL = "lm-eval"

@@ -8,13 +8,13 @@ A text file (paragraphs separated by blank lines) or JSONL file (`text` field) c
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import torch
 
 from ..errors import UserError
+from ..jsonl import read_jsonl
 
 CALIB_SEED_OFFSET = 1_000_003
 
@@ -35,14 +35,8 @@ def texts_from_file(path: str | Path) -> list[str]:
         raise UserError(f"calibration file {str(p)!r} does not exist")
     if p.suffix in (".jsonl", ".json"):
         texts = []
-        for i, line in enumerate(p.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{p}:{i}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        for i, row in read_jsonl(p, "calibration file"):
+            if not isinstance(row.get("text"), str):
                 raise UserError(f"{p}:{i}: expected an object with a string field 'text'")
             texts.append(row["text"])
     else:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkcost.errors import UserError
+from thinkcost.jsonl import read_jsonl
 from thinkcost.types import Problem
 
 TRAIN_SEED_OFFSET = 2_000_029  # training split of a procedural task (calibration uses 1_000_003)
@@ -133,21 +134,9 @@ def traces_from_file(
 ) -> list[Trace]:
     """`--data FILE`: JSONL rows {"id", "messages", "completion"} of teacher traces."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--data {str(p)!r} does not exist")
     rows: list[tuple[str, list[dict], str]] = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p}:{n}: invalid JSON ({e.msg})") from None
-        if (
-            not isinstance(r, dict)
-            or not isinstance(r.get("messages"), list)
-            or not isinstance(r.get("completion"), str)
-        ):
+    for n, r in read_jsonl(p, "--data"):
+        if not isinstance(r.get("messages"), list) or not isinstance(r.get("completion"), str):
             raise UserError(f'{p}:{n}: expected {{"id", "messages": [...], "completion": "..."}}')
         rows.append((str(r.get("id", f"line-{n}")), r["messages"], r["completion"]))
     if not rows:

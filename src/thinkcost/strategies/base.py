@@ -86,8 +86,10 @@ class Recipe:
         seed: int,
         sample_ids: Sequence[int] | None = None,
         confidence_instruction: str = "",
+        answer_marker: str | None = None,
     ) -> Request:
-        """The engine request for one problem (all its samples in one call)."""
+        """The engine request for one problem (all its samples in one call); `answer_marker`
+        is the task's own answer form (`Request.answer_marker`)."""
         messages = problem.messages
         if self.verbal and confidence_instruction:
             messages = _append_to_last_user(messages, confidence_instruction)
@@ -105,6 +107,7 @@ class Recipe:
             max_waits=self.max_waits,
             penalty=self.penalty,
             penalty_words=self.penalty_words if self.penalty else (),
+            answer_marker=answer_marker,
         )
 
 

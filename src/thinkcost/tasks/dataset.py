@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from thinkcost.errors import UserError
+from thinkcost.tasks.base import check_limit
 from thinkcost.tasks.loading import BadRow, load_rows, resolve_source, row_unit
 from thinkcost.tasks.templating import check_template, parse_fields, render
 from thinkcost.types import Problem, Verdict
@@ -158,8 +159,8 @@ class DataTask:
     # -- the Task protocol --
     def problems(self, limit: int | None = None, seed: int = 0) -> list[Problem]:
         """The first `limit` usable rows in file order (all when None) as problems."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise UserError(f"{self.name}: limit={limit!r} must be an integer >= 1")
+        if limit is not None:
+            check_limit(self.name, limit)
         chosen = self.records() if limit is None else self.records()[:limit]
         return [self.build(pid, record, seed) for pid, record in chosen]
 

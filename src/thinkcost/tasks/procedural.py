@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from thinkcost.errors import UserError
 from thinkcost.tasks import TASKS
+from thinkcost.tasks.base import seeded_problems
 from thinkcost.types import Problem, Verdict
 from thinkcost.verify import math as math_verify
 
@@ -194,11 +195,7 @@ class ArithmeticTask:
 
     def problems(self, limit: int | None = None, seed: int = 0) -> list[Problem]:
         """The first `limit` problems (default 200) of the sequence fixed by `seed`."""
-        if limit is None:
-            limit = DEFAULT_LIMIT
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError(f"arithmetic: limit={limit!r} must be an integer >= 1")
-        return [self.problem(i, seed) for i in range(limit)]
+        return seeded_problems("arithmetic", self.problem, limit, seed, DEFAULT_LIMIT)
 
     def verify(self, problem: Problem, answer_text: str) -> Verdict:
         """Exact numeric check of the extracted final answer against the generated gold."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from thinkcost.errors import UserError
 from thinkcost.tasks import TASKS
+from thinkcost.tasks.base import seeded_problems
 from thinkcost.tasks.loading import BadRow, load_rows, resolve_source
 from thinkcost.tasks.templating import check_template, render
 from thinkcost.types import Problem, Verdict
@@ -218,11 +219,7 @@ class _RobustnessTask:
 
     def problems(self, limit: int | None = None, seed: int = 0) -> list[Problem]:
         """The first `limit` problems (default 200) of the sequence fixed by `seed`."""
-        if limit is None:
-            limit = DEFAULT_LIMIT
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError(f"{self.name}: limit={limit!r} must be an integer >= 1")
-        return [self.problem(i, seed) for i in range(limit)]
+        return seeded_problems(self.name, self.problem, limit, seed, DEFAULT_LIMIT)
 
     def problem(self, index: int, seed: int = 0) -> Problem:
         """Problem number `index` for `seed`; its own RNG makes it independent of the list length."""

@@ -318,7 +318,7 @@ class OpenAIEngine:
             s.parser, s.ttft = StreamParser(), 0.0
             parts = Parts("", "", "", False, 0, 0, 0, "none", self.fmt.kind)
         else:
-            parts = build_parts(s.parser, finish, self.count_tokens, self.fmt)
+            parts = build_parts(s.parser, finish, self.count_tokens, self.fmt, s.req.answer_marker)
             self.token_count_source = parts.source
         fields = {k: v for k, v in vars(parts).items() if k != "source"}
         s.completion = Completion(

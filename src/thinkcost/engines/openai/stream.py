@@ -157,6 +157,7 @@ def build_parts(
     finish: str,
     count_tokens: Callable[[str], int] | None = None,
     fallback: ReasoningFormat = NONE,
+    answer_marker: str | None = None,
 ) -> Parts:
     """Text, split and token counts of one parsed stream (finish: our finish reason).
 
@@ -180,7 +181,7 @@ def build_parts(
         fmt = format_of("server-field")
     else:
         text, fmt = content, fallback
-    split = fmt.split(text, "length" if finish == "cancelled" else finish)
+    split = fmt.split(text, "length" if finish == "cancelled" else finish, answer_marker)
     usage = p.usage if finish != "cancelled" else None
     details = (usage or {}).get("completion_tokens_details") or {}
     if count_tokens is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from thinkcost.errors import UserError
+from thinkcost.tasks.base import seeded_problems
 from thinkcost.tasks.puzzles.moves import Tokens, read_moves
 from thinkcost.types import Problem, Verdict
 
@@ -153,6 +154,9 @@ class PuzzleTask:
     size = "unbounded"
     metric = "accuracy (move-list simulator)"
     answer_type = "move list"
+    # The prompt asks for `moves = [...]` at the end: for a model without think tags that line
+    # starts the answer (the heuristic split's last-line fallback would drop the list).
+    answer_marker = r"\bmoves\s*[:=]\s*\["
 
     def __init__(self, n: Any = None) -> None:
         p = self.puzzle
@@ -176,11 +180,7 @@ class PuzzleTask:
 
     def problems(self, limit: int | None = None, seed: int = 0) -> list[Problem]:
         """The first `limit` problems (default 20) for `seed`."""
-        if limit is None:
-            limit = DEFAULT_LIMIT
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError(f"{self.name}: limit={limit!r} must be an integer >= 1")
-        return [self.problem(i, seed) for i in range(limit)]
+        return seeded_problems(self.name, self.problem, limit, seed, DEFAULT_LIMIT)
 
     def verify(self, problem: Problem, answer_text: str) -> Verdict:
         """Replay the answer's move list; detail (JSON) = moves, first illegal index, progress."""

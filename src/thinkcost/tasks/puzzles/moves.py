@@ -89,12 +89,33 @@ def _tokens(item: str) -> Tokens:
     return tuple(parts)
 
 
+def _uncomment(text: str) -> str:
+    """`text` without line comments (`# ...`, `// ...` to the end of the line) outside quotes:
+    models write lists as Python, one commented move per line, and a comment's words and
+    brackets are not moves."""
+    out, quote, i = [], "", 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            quote = "" if ch == quote or ch == "\n" else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" or text.startswith("//", i):
+            j = text.find("\n", i)
+            i = len(text) if j == -1 else j
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def _read_list(text: str, start: int) -> list[Tokens] | None:
     """The list of lists opening at text[start] ("["), or None if it does not close or is flat."""
-    end = _balanced_end(text, start)
+    text = _uncomment(text[start:])
+    end = _balanced_end(text, 0)
     if end is None:
         return None
-    items = _split_items(text[start + 1 : end - 1])
+    items = _split_items(text[1 : end - 1])
     if not items:
         return []
     return [_tokens(x) for x in items]

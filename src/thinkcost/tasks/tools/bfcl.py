@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from thinkcost.errors import UserError
+from thinkcost.jsonl import read_jsonl
 from thinkcost.tasks import TASKS
 from thinkcost.types import Problem, Verdict
 
@@ -154,25 +155,6 @@ def ast_match(
     return first
 
 
-def _read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise UserError(f"{what}: no such file {path}")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise UserError(
-                f"{path}:{n}: not a JSON object ({e.msg}); expected one BFCL entry per line"
-            ) from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-        rows.append((n, row))
-    return rows
-
-
 def _messages(q: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(q, str):
         return [{"role": "user", "content": q}]
@@ -206,11 +188,11 @@ class BfclTask:
         self.path = Path(data)
         truth: dict[str, Any] = {}
         if answers:
-            for n, row in _read_jsonl(Path(answers), "tools-bfcl option answers"):
+            for n, row in read_jsonl(Path(answers), "tools-bfcl option answers"):
                 if "id" not in row or "ground_truth" not in row:
                     raise UserError(f"{answers}:{n}: expected fields 'id' and 'ground_truth'")
                 truth[str(row["id"])] = row["ground_truth"]
-        self._problems = [self._problem(n, row, truth) for n, row in _read_jsonl(self.path, "--data")]
+        self._problems = [self._problem(n, row, truth) for n, row in read_jsonl(self.path, "--data")]
         if not self._problems:
             raise UserError(f"{self.path}: no rows")
 

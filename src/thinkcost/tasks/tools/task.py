@@ -19,6 +19,7 @@ from typing import Any
 
 from thinkcost.errors import UserError
 from thinkcost.tasks import TASKS
+from thinkcost.tasks.base import seeded_problems
 from thinkcost.types import Problem, Verdict
 from thinkcost.verify.math import extract_answer
 
@@ -182,11 +183,7 @@ class ToolsTask:
 
     def problems(self, limit: int | None = None, seed: int = 0) -> list[Problem]:
         """The first `limit` problems (default 64) of the sequence fixed by `seed`."""
-        if limit is None:
-            limit = DEFAULT_LIMIT
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError(f"tools: limit={limit!r} must be an integer >= 1")
-        return [self.problem(i, seed) for i in range(limit)]
+        return seeded_problems("tools", self.problem, limit, seed, DEFAULT_LIMIT)
 
     def tools(self, problem: Problem) -> list[dict[str, Any]]:
         """The schemas the model is offered (OpenAI function-tool form)."""
