@@ -230,7 +230,12 @@ SCHEMAS: list[dict[str, Any]] = [
             "description": "Evaluate an arithmetic expression exactly (numbers, + - * / ** and parentheses).",
             "parameters": {
                 "type": "object",
-                "properties": {"expression": {"type": "string", "description": "for example (12.5 + 3) * 4"}},
+                "properties": {
+                    "expression": {
+                        "type": "string",
+                        "description": "the numbers of the question combined with + - * / ** and parentheses",
+                    }
+                },
                 "required": ["expression"],
             },
         },
@@ -258,7 +263,12 @@ SCHEMAS: list[dict[str, Any]] = [
             "description": "Look up a product by name: its price in USD, weight in pounds and units in stock.",
             "parameters": {
                 "type": "object",
-                "properties": {"item": {"type": "string", "description": "product name, e.g. blue kettle"}},
+                "properties": {
+                    "item": {
+                        "type": "string",
+                        "description": "the product's colour and kind, as the question names it",
+                    }
+                },
                 "required": ["item"],
             },
         },
