@@ -193,3 +193,19 @@ def test_a_hash_inside_quotes_is_kept():
     got = read_moves('moves = [["1 # A", "B"], [2, "A", "C"]]', H.read_line)
     assert got.moves[0] == ("1", "#", "A", "B")  # read as written (then unreadable as a move)
     assert H.read_move(HI, got.moves[0]) is None and H.read_move(HI, got.moves[1]) == (2, 0, 2)
+
+
+def test_numbered_lines_holding_list_items():
+    text = 'So, the moves are:\n1. [1, "A", "B"]\n2. [2, "A", "C"],\n3. (1, B, C)  # last\n\nDone.'
+    assert hanoi_moves(text) == ("lines", OPT)
+
+
+def test_a_numbering_that_restarts_at_one_starts_the_final_list():
+    """A numbered plan with bulleted moves, then "The complete sequence of moves is:" and a list
+    numbered from 1 again (the w4 variant's answer): the final list is the answer, not the plan."""
+    text = (
+        "1. **Move the small disk:**\n   - Move disk 1 from peg A to peg C.\n"
+        "2. **Then the big one:**\n   - Move disk 2 from peg A to peg B.\n\n"
+        'The complete sequence of moves is:\n1. [1, "A", "B"]\n2. [2, "A", "C"]\n3. [1, "B", "C"]\n\nDone.'
+    )
+    assert hanoi_moves(text) == ("lines", OPT)

@@ -96,3 +96,29 @@ def test_a_puzzle_answer_followed_by_prose_is_graded_on_its_move_list(tmp_path):
     for pid, answer, correct in zip(g["problem_id"], g["answer_text"], g["correct"], strict=True):
         assert answer.startswith("moves = [[")
         assert bool(correct) == (index[pid] % 2 == 0)
+
+
+def test_a_numbered_move_list_before_a_closing_sentence_is_graded_but_a_cut_one_is_not(tmp_path):
+    """No `moves =` line: the model numbers its moves and ends with prose (seen on w4). The
+    heuristic split's answer is the prose; the puzzle grades the whole text when the model ended
+    on its own, and nothing when the cap cut it (an unfinished draft is not an answer)."""
+    task = get_task("hanoi", n="2")
+    (problem,) = task.problems(1, 0)
+    moves = task.puzzle.solve(problem.meta["instance"])
+    numbered = "".join(f"{k}. {json.dumps(m)}\n" for k, m in enumerate(moves, 1))
+
+    def script(req, sid):
+        return ["So the moves are:\n", numbered, "\n", "This completes the puzzle.", *[" More."] * 20]
+
+    for cap, correct in ((200, True), (8, False)):
+        store = tmp_path / f"s{cap}.sqlite"
+        spec = _spec(
+            tmp_path, task="hanoi", task_options={"n": "2"}, limit=1, max_new_tokens=cap, store=store
+        )
+        run(spec, Console(quiet=True), engine=ScriptedEngine(script))
+        g = Store(store, create=False).generations()
+        assert bool(g["correct"].iloc[0]) is correct, (
+            cap,
+            g["finish_reason"].iloc[0],
+            g["verdict_detail"].iloc[0],
+        )

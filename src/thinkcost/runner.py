@@ -236,7 +236,7 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
             )
             .answer
             if it.recipe.verbal
-            else c.answer_text
+            else _graded_text(task, c)
         )
         verdict = task.verify(it.problem, answer) if c.finish_reason != "error" else _FAILED
         new = store.put_generation(
@@ -259,6 +259,21 @@ def _generate_variant(spec, task, mine, variant, engine, store: Store, run_id, p
 
     engine.generate(requests, on_complete=commit)
     return tally.report(variant, "request(s) failed after retries")
+
+
+def _graded_text(task, c: Completion) -> str:
+    """What the task grades: the answer, except for a task whose reader finds the model's final
+    word itself (`grades_whole_text`, the puzzles' move-list reader) when the split is only the
+    `none` heuristic's guess and the model ended on its own: a closing sentence after a numbered
+    move list would otherwise be graded instead of the list. A length-cut text keeps its empty
+    answer (an unfinished draft is not an answer)."""
+    if (
+        getattr(task, "grades_whole_text", False)
+        and c.finish_reason == "stop"
+        and format_of(c.reasoning_format).heuristic
+    ):
+        return c.text
+    return c.answer_text
 
 
 def _search_variant(spec, task, items, variant, engine, store: Store, run_id, progress, bar) -> int:

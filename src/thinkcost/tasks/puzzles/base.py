@@ -157,6 +157,10 @@ class PuzzleTask:
     # The prompt asks for `moves = [...]` at the end: for a model without think tags that line
     # starts the answer (the heuristic split's last-line fallback would drop the list).
     answer_marker = r"\bmoves\s*[:=]\s*\["
+    # and when the split is only that heuristic's guess, the move reader (last assignment, last
+    # list, last numbered block) reads the whole text: "1. [3, "C", "A"]\n2. ..." then a closing
+    # sentence has no marker line, and the last-line fallback would grade the sentence
+    grades_whole_text = True
 
     def __init__(self, n: Any = None) -> None:
         p = self.puzzle

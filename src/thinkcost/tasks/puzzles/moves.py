@@ -6,7 +6,8 @@ Three shapes, tried in this order on the answer text:
    wins, so a model that corrects itself is read at its final word);
 2. otherwise the last bracketed list of lists (``[[1, "A", "C"], [2, "A", "B"]]``, quotes optional);
 3. otherwise one move per line: numbered lines (``1. ...``, ``Step 2: ...``, ``- ...``) or lines that
-   start with "move", each read by the puzzle's own line reader (``move disk 1 from A to C``).
+   start with "move", each read by the puzzle's own line reader (``move disk 1 from A to C``), or
+   as a list item when the line holds one (``1. [3, "C", "A"]``).
 
 A list is read into token lists (``["1", "A", "C"]``); the puzzle turns tokens into a move. A
 token list it cannot read stays in the list as ``None``, so the simulator reports that index as
@@ -24,7 +25,8 @@ Tokens = tuple[str, ...]
 
 _ASSIGN = re.compile(r"\bmoves\s*[:=]\s*\[", re.IGNORECASE)
 _LINE_MARK = re.compile(
-    r"^\s*(?:(?:step|move)\s*\d+\s*[:.)-]|\d+\s*[.):-]|[-*\u2022])\s*(?P<body>.*)$", re.IGNORECASE
+    r"^\s*(?:(?:step|move)\s*(?P<n>\d+)\s*[:.)-]|(?P<m>\d+)\s*[.):-]|[-*\u2022])\s*(?P<body>.*)$",
+    re.IGNORECASE,
 )
 _MOVE_LINE = re.compile(r"^\s*(?P<body>move\b.*)$", re.IGNORECASE)
 _QUOTES = "\"'`\u201c\u201d\u2018\u2019"
@@ -130,9 +132,20 @@ def _last_list_of_lists(text: str) -> list[Tokens] | None:
     return None
 
 
+_BRACKETED = re.compile(r"^\s*(?P<item>\[[^\[\]]*\]|\([^()]*\))\s*[,;.]?\s*$")
+
+
+def _line_move(body: str, read_line: Callable[[str], Tokens | None]) -> Tokens | None:
+    """One marked line's move: a bracketed item (`1. [3, "C", "A"]`) is read like a list item,
+    anything else by the puzzle's own prose reader."""
+    m = _BRACKETED.match(_uncomment(body))
+    return _tokens(m.group("item")) if m else read_line(body)
+
+
 def _lines(text: str, read_line: Callable[[str], Tokens | None]) -> list[Tokens | None]:
     """Moves from the last block of numbered / bulleted / "move ..." lines. An unreadable marked
-    line inside the block stays as None; lines without a marker end nothing (prose between moves)."""
+    line inside the block stays as None; lines without a marker end nothing (prose between moves),
+    a paragraph of prose or a numbering that restarts at 1 does (a plan, then the final list)."""
     blocks: list[list[Tokens | None]] = []
     current: list[Tokens | None] = []
     gap = 0
@@ -145,7 +158,11 @@ def _lines(text: str, read_line: Callable[[str], Tokens | None]) -> list[Tokens 
                 current = []
             continue
         gap = 0
-        current.append(read_line(m.group("body")))
+        number = m.groupdict().get("n") or m.groupdict().get("m")
+        if number is not None and int(number) == 1 and current:  # numbering restarts: a new list
+            blocks.append(current)
+            current = []
+        current.append(_line_move(m.group("body"), read_line))
     if current:
         blocks.append(current)
     # the last block with at least one readable move: a numbered plan in prose before it is not the answer
