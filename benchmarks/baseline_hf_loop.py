@@ -30,13 +30,7 @@ class HFEngine(hf.HFEngine):
     def _batch(
         self, chunk: list[tuple[int, Request, int]], on_complete: OnComplete | None
     ) -> list[Completion]:
-        texts = [self.render(r) for _, r, _ in chunk]
-        enc = self.tok(
-            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-        )
-        input_ids = enc["input_ids"].to(self.device)
-        mask = enc["attention_mask"].to(self.device)
-        rows = [self._new_row(r, i, int(mask[k].sum())) for k, (_, r, i) in enumerate(chunk)]
+        input_ids, mask, rows = self._encode(chunk)
         short_mk = ShortMK([(k, r) for k, r, _ in chunk])
         active = list(range(len(rows)))  # row index of each line in the live batch
         pos = (mask.cumsum(-1) - 1).clamp(min=0)

@@ -149,10 +149,8 @@ class HFEngine:
             rules = penalty_rules(self.tok, req.penalty_words)
         return _Row(req, prompt_len, gen, rules=rules)
 
-    @torch.inference_mode()
-    def _batch(
-        self, chunk: list[tuple[int, Request, int]], on_complete: OnComplete | None
-    ) -> list[Completion]:
+    def _encode(self, chunk: list[tuple[int, Request, int]]) -> tuple[torch.Tensor, torch.Tensor, list[_Row]]:
+        """A chunk's rendered prompts, left-padded: token ids, attention mask, and one row each."""
         texts = [self.render(r) for _, r, _ in chunk]
         enc = self.tok(
             texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
@@ -160,6 +158,13 @@ class HFEngine:
         input_ids = enc["input_ids"].to(self.device)
         mask = enc["attention_mask"].to(self.device)
         rows = [self._new_row(r, i, int(mask[k].sum())) for k, (_, r, i) in enumerate(chunk)]
+        return input_ids, mask, rows
+
+    @torch.inference_mode()
+    def _batch(
+        self, chunk: list[tuple[int, Request, int]], on_complete: OnComplete | None
+    ) -> list[Completion]:
+        input_ids, mask, rows = self._encode(chunk)
         drafts = [self._drafter(row, input_ids[k][mask[k].bool()].tolist()) for k, row in enumerate(rows)]
         short_mk = ShortMK([(k, r) for k, r, _ in chunk])
         active = list(range(len(rows)))  # row index of each line in the live batch
