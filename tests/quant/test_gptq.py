@@ -111,6 +111,38 @@ def test_gram_by_triangular_blocks_is_the_full_product(n):
     torch.testing.assert_close(G, x.T @ x, rtol=1e-12, atol=1e-10)
 
 
+def test_gram_into_adds_to_a_float64_sum():
+    """The accumulating form writes blocks into an existing sum: the sum plus xᵀx, both halves."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(30, 2500, generator=g)
+    base = torch.randn(2500, 2500, generator=g, dtype=torch.float64)
+    acc = base.clone()
+    assert gram(x, block=512, into=acc) is acc
+    torch.testing.assert_close(acc, base + (x.T @ x).double(), rtol=1e-6, atol=1e-4)
+
+
+def test_hessian_accumulator_wide_layer_matches_direct_formula():
+    """A 1100-wide input takes the blocked path (two column blocks) in every batch."""
+    g = torch.Generator().manual_seed(4)
+    batches = [torch.randn(40, 1100, generator=g), torch.randn(2, 7, 1100, generator=g)]
+    X = torch.cat([b.reshape(-1, 1100) for b in batches]).double()
+    acc = HessianAccumulator(1100, gram_dtype=torch.float64)
+    for b in batches:
+        acc.add_batch(b)
+    torch.testing.assert_close(acc.H, 2 * X.T @ X / X.shape[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(8, 1500), (1500, 40)])
+def test_proxy_loss_wide_and_tall_layers_equal_the_output_error(shape):
+    """Wide (down projection) and tall (gate/up) layers alike."""
+    g = torch.Generator().manual_seed(5)
+    out_f, n = shape
+    X = torch.randn(n + 20, n, generator=g, dtype=torch.float64)
+    W, Q = torch.randn(out_f, n, generator=g), torch.randn(out_f, n, generator=g)
+    direct = float(((X @ (W.double() - Q.double()).T) ** 2).sum() * 2 / X.shape[0])
+    assert proxy_loss(W, Q, 2 * X.T @ X / X.shape[0]) == pytest.approx(direct, rel=1e-10)
+
+
 def test_proxy_loss_is_the_layer_output_error():
     g = torch.Generator().manual_seed(1)
     X = torch.randn(50, 8, generator=g, dtype=torch.float64)

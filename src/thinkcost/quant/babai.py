@@ -95,7 +95,9 @@ def babai_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> Quantiz
     proc = basis.flip(0)  # nearest plane decides the last basis vector first
     gid_proc, scales, zeros, dynamic = group_plan(W, proc, cfg)
 
-    R, info = torch.linalg.cholesky_ex(H[basis][:, basis], upper=True)  # H = Rᵀ R, R upper
+    if cfg.order != "natural":  # natural: the basis is the identity, no permuted copies
+        H, W = H[basis][:, basis], W[:, basis]
+    R, info = torch.linalg.cholesky_ex(H, upper=True)  # H = Rᵀ R, R upper
     if int(info) != 0:
         raise ValueError("H is not positive definite after damping; increase damp")
     dt = SWEEP_DTYPES[cfg.sweep_dtype]
@@ -103,7 +105,7 @@ def babai_quantize(W: torch.Tensor, H: torch.Tensor, cfg: GPTQConfig) -> Quantiz
     # y = R wᵀ (all rows at once) becomes the rows Yt[p] = y[:, n-1-p]; the step y −= c_i b_i is
     # then Yt[k] −= V[p, k]·(s·c_p) for k > p, the same feed-forward as GPTQ's (gptq_sweep)
     V = R.flip(0).flip(1).T.contiguous().to(dt)
-    Yt = (W[:, basis] @ R.T).flip(1).T.to(dt).contiguous()  # [n, out]
+    Yt = (W @ R.T).flip(1).T.to(dt).contiguous()  # [n, out]
     Z, S, Zr = gptq_sweep(
         Yt, V, gid_proc, scales.T.to(dt).contiguous(), zeros.T.to(dt).contiguous(), dynamic, cfg, True
     )
