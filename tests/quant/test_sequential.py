@@ -87,3 +87,32 @@ def test_calibration_file_errors_name_file_and_line(tmp_path):
     f.write_text('{"text": "ok"}\nnot json\n')
     with pytest.raises(UserError, match=r"c\.jsonl:2: malformed JSON line"):
         texts_from_file(f)
+
+
+def test_hessian_pass_stops_at_the_last_linear_without_losing_rows():
+    """After the first chunk the Hessian pass ends at the down projection's input: its H (and
+    every other layer's) must still hold every chunk's rows, and the down projection runs only
+    where its output is needed (first chunk, and the output pass of all but the last block)."""
+    model = _tiny(4)
+    calib = torch.randint(0, 256, (5, 12), generator=torch.Generator().manual_seed(5))
+    names = [
+        f"model.layers.{i}.{n}"
+        for i in range(3)
+        for n in ("self_attn.q_proj", "self_attn.o_proj", "mlp.down_proj")
+    ]
+    expected = {n: _hessian(_inputs_to(model, n, calib)) for n in names}
+    calls = {i: 0 for i in range(3)}
+    for i in range(3):
+        model.model.layers[i].mlp.down_proj.register_forward_hook(  # counts finished forwards
+            lambda *_a, i=i: calls.__setitem__(i, calls[i] + 1)
+        )
+    seen: dict = {}
+
+    def keep(W, H, name):  # weights unchanged: every H is the original model's
+        seen[name] = H.clone()
+        return SimpleNamespace(dequant=W.clone(), proxy_loss=0.0, codes=W, seconds=None)
+
+    quantize_sequential_(model, calib, keep, chunk=2)  # 3 chunks
+    for n in names:
+        assert torch.allclose(seen[n].double(), expected[n], rtol=1e-4, atol=1e-5), n
+    assert calls == {0: 1 + 3, 1: 1 + 3, 2: 1}
