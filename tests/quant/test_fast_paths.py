@@ -149,7 +149,8 @@ def test_layers_reading_one_tensor_share_one_hessian():
     mods = {f"self_attn.{n}": getattr(model.model.layers[0].self_attn, n) for n in names}
     mods |= {f"mlp.{n}": getattr(model.model.layers[0].mlp, n) for n in ("gate_proj", "up_proj", "down_proj")}
     hooks = [
-        m.register_forward_hook(lambda _m, inp, _o, k=k: got.setdefault(k, []).append(inp[0].detach()))
+        # pre-hooks, registered first: they see every input, also where the Hessian pass stops
+        m.register_forward_pre_hook(lambda _m, inp, k=k: got.setdefault(k, []).append(inp[0].detach()))
         for k, m in mods.items()
     ]
 

@@ -85,7 +85,7 @@ def test_hessian_accumulator_matches_direct_formula():
     for b in batches:
         exact.add_batch(b)
     torch.testing.assert_close(exact.H, expected, rtol=1e-12, atol=1e-12)
-    acc = HessianAccumulator(16)  # default: float32 batch products, float64 running mean
+    acc = HessianAccumulator(16)  # default: float32 batch products, float64 sum
     for b in batches:
         acc.add_batch(b)
     assert acc.nsamples == 3 + 10 + 64 and acc.H.dtype == torch.float64

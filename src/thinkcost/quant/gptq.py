@@ -25,7 +25,7 @@ Quantization grid (the RTN convention of `rtn.py`): codes z in [0, 2^bits − 1]
 zero point per group, q = scale · (z − zero). Scales are rounded to float16 *before* they are
 used, so a GPTQ checkpoint that stores fp16 scales reproduces `dequant` bit for bit.
 
-Precision: H is accumulated as float32 Gram products summed into a float64 running mean, the
+Precision: H is accumulated as float32 Gram products summed into a float64 sum (scaled once), the
 damped H is factored and inverted in float64 (its condition number reaches 1e5..1e6 on real
 layers, too much for a float32 Cholesky), and the column sweep runs in `cfg.sweep_dtype`
 (float32 by default: the sweep only ever adds O(1) corrections to O(1) weights; the tests check
