@@ -21,10 +21,11 @@ from thinkcost.types import Completion, OnComplete, Request
 
 
 class HFEngine(hf.HFEngine):
-    """The current engine with the 0.2 decode loop (no drafts, no preallocated per-row cache)."""
+    """The current engine with the 0.2 decode loop (no drafts, no preallocated per-row cache,
+    the weights as loaded)."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16, thinking: str = "auto", fmt=None) -> None:
-        super().__init__(model, tokenizer, batch_size, thinking, fmt, max_draft=0)
+        super().__init__(model, tokenizer, batch_size, thinking, fmt, max_draft=0, layout="keep")
 
     @torch.inference_mode()
     def _batch(

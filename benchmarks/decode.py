@@ -4,7 +4,8 @@ Four loops on the same prompts, model and cap, at each batch size, interleaved r
 (so a noisy neighbour slows them alike): `model.generate` (what lm-eval's HF backend calls),
 the 0.2 loop (benchmarks/baseline_hf_loop.py: DynamicCache, full log-softmax every step), the
 new loop one token at a time (per-row preallocated cache, two reductions instead of a
-log-softmax), and the new loop with looked-up drafts (the default). Prints tok/s, the speed-up
+log-softmax), and the new loop with looked-up drafts, and the same with the Linear weights stored column-major
+and 2-15 rows computed as 16 (engines/linear_layout; the default on CPU float32). Prints tok/s, the speed-up
 over the 0.2 loop and whether every output equals the 0.2 loop's token for token.
 
     python benchmarks/decode.py [--model qwen2.5-coder-0.5b] [--prompts 16] [--tokens 128]
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from baseline_hf_loop import HFEngine as BaselineEngine
 from thinkcost.engines.hf import HFEngine, load_hf
+from thinkcost.engines.linear_layout import column_major_, row_major_
 from thinkcost.models import resolve_model
 from thinkcost.tasks import get_task
 from thinkcost.types import Request
@@ -34,7 +36,7 @@ from thinkcost.types import Request
 
 def run_generate(model, tok, reqs, batch: int) -> tuple[list[str], int]:
     """Plain batched `model.generate`, left padded, in chunks of `batch`."""
-    eng = HFEngine(model, tok)
+    eng = HFEngine(model, tok, layout="keep")
     texts, n = [], 0
     for i in range(0, len(reqs), batch):
         chunk = reqs[i : i + batch]
@@ -73,21 +75,34 @@ def main() -> None:
     model, tok = load_hf(resolve_model(args.model))
     problems = get_task("arithmetic").problems(args.prompts)
     reqs = [Request(p.messages, max_new_tokens=args.tokens) for p in problems]
+    # (layout the loop runs on, loop): the weights are re-laid out before the clock starts
+    keep = dict(layout="keep")
     loops = {
-        "0.2 loop (before)": lambda b: _engine(BaselineEngine(model, tok, batch_size=b), reqs),
-        "new, 1 token/step": lambda b: _engine(HFEngine(model, tok, batch_size=b, max_draft=0), reqs),
-        "new + drafts (default)": lambda b: _engine(HFEngine(model, tok, batch_size=b), reqs),
+        "0.2 loop (before)": ("row", lambda b: _engine(BaselineEngine(model, tok, batch_size=b), reqs)),
+        "new, 1 token/step, row-major": (
+            "row",
+            lambda b: _engine(HFEngine(model, tok, batch_size=b, max_draft=0, **keep), reqs),
+        ),
+        "new + drafts, row-major": (
+            "row",
+            lambda b: _engine(HFEngine(model, tok, batch_size=b, **keep), reqs),
+        ),
+        "new + drafts + column-major (default)": (
+            "col",
+            lambda b: _engine(HFEngine(model, tok, batch_size=b), reqs),
+        ),
     }
     if not args.skip_generate:
-        loops["model.generate"] = lambda b: run_generate(model, tok, reqs, b)
+        loops["model.generate"] = ("row", lambda b: run_generate(model, tok, reqs, b))
     batches = [int(b) for b in args.batch.split(",")]
-    _engine(HFEngine(model, tok, batch_size=2), reqs[:2])  # warm-up
+    _engine(HFEngine(model, tok, batch_size=2, layout="keep"), reqs[:2])  # warm-up
     best: dict[tuple[str, int], float] = {}
     texts: dict[tuple[str, int], list[str]] = {}
     tokens: dict[tuple[str, int], int] = {}
     for _ in range(args.rounds):
         for b in batches:
-            for name, fn in loops.items():
+            for name, (layout, fn) in loops.items():
+                (column_major_ if layout == "col" else row_major_)(model)
                 t = time.perf_counter()
                 out, n = fn(b)
                 dt = time.perf_counter() - t

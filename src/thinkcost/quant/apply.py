@@ -133,7 +133,8 @@ def quantize_model_(
 
     stored: dict[str, float] = {}
     for name, mod in layers:
-        res = solve(mod.weight, spec.bits, spec.group_size, spec.sym)
+        # row-major whatever the engine stores (engines.linear_layout): same rounding as always
+        res = solve(mod.weight.contiguous(), spec.bits, spec.group_size, spec.sym)
         mod.weight.copy_(res.dequant.to(mod.weight.dtype))
         stored[f"{name}.weight"] = spec.bits + 32 / (spec.group_size or mod.in_features)
     return {

@@ -143,7 +143,7 @@ def quantize_sequential_(
         accs = _shared_hessians(block, linears, inputs)
         for n, m in linears.items():
             t = time.perf_counter()
-            res = solve(m.weight.data.float(), accs[n].H, f"{prefix}.{i}.{n}")
+            res = solve(m.weight.data.float().contiguous(), accs[n].H, f"{prefix}.{i}.{n}")
             m.weight.data.copy_(res.dequant.to(m.weight.dtype))
             if getattr(res, "seconds", None) is None:
                 res.seconds = time.perf_counter() - t
