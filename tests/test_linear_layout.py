@@ -144,3 +144,36 @@ def test_pad_rows_constant_is_what_the_engine_fills_with_drafts(smollm):
         assert HFEngine(model, tok, layout="keep").draft_budget == 10
     finally:
         (column_major_ if was else row_major_)(model)
+
+
+def test_a_shape_whose_layouts_round_differently_stays_row_major_and_unpadded(monkeypatch):
+    """Where the probe finds the layouts differ (SmolLM2's 1536 -> 576 down projection does on
+    this MKL between 17 and 48 rows), the layer keeps its weights as loaded and no hook."""
+    from thinkcost.engines import linear_layout
+
+    torch.manual_seed(1)
+    m = _Tiny()
+    monkeypatch.setattr(linear_layout, "layout_is_exact", lambda o, i, b, *_: (o, i) != (896, 4864))
+    assert column_major_(m) == 1
+    assert not m.up.weight.is_contiguous() and m.down.weight.is_contiguous()
+    with pad_rows(m):
+        assert m.up._forward_pre_hooks and not m.down._forward_pre_hooks
+
+
+def test_the_probe_agrees_with_a_direct_check_at_rows_it_did_not_probe():
+    """layout_is_exact probes 16..64 rows; at 20, 40 and 100 rows (not probed) a converted shape
+    still gives identical products, and a rejected shape differs at some probed count."""
+    from thinkcost.engines.linear_layout import PROBE_ROWS, layout_is_exact
+
+    for out_f, in_f in [(896, 896), (4864, 896), (576, 1536)]:
+        w = torch.randn(out_f, in_f)
+        c = w.t().contiguous().t()
+        same = [
+            torch.equal(F.linear(x, w), F.linear(x, c)) for x in (torch.randn(n, in_f) for n in PROBE_ROWS)
+        ]
+        if layout_is_exact(out_f, in_f, False):
+            for n in (20, 40, 100):
+                x = torch.randn(n, in_f)
+                assert torch.equal(F.linear(x, w), F.linear(x, c)), (out_f, in_f, n)
+        else:
+            assert not all(same), (out_f, in_f)

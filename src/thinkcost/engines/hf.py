@@ -30,7 +30,14 @@ from ..reasoning import ReasoningFormat, detect_format, render_prompt
 from ..types import Completion, OnComplete, Request
 from .control import RowControl, ShortMK, Vocab, complete, plan_batches
 from .kv_rows import RowCache
-from .linear_layout import PAD_ROWS, column_major_, is_column_major, pad_rows, wants_column_major
+from .linear_layout import (
+    PAD_ROWS,
+    column_major_,
+    is_column_major,
+    pad_rows,
+    row_major_,
+    wants_column_major,
+)
 from .lookup_draft import LookupDraft
 from .penalty import PenaltyRules, penalty_rules
 
@@ -86,11 +93,14 @@ class HFEngine:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
         if layout not in ("auto", "keep"):
             raise ValueError(f"layout: expected 'auto' or 'keep', got {layout!r}")
-        # CPU float32: Linear weights column-major, and 2-15 rows computed as 16 (see
-        # engines/linear_layout: 1.5x faster matmuls, and a row's numerics no longer depend on
-        # how many rows are left). "keep": leave the model as loaded (benchmarks' "before").
+        # CPU float32, batches of 2+: Linear weights column-major, and 2-15 rows computed as 16
+        # (engines/linear_layout: 1.5x faster matmuls, and a row's numerics no longer depend on
+        # how many rows are left). Batch 1 keeps them row-major: a one-row product is then a
+        # matrix-vector product whose result does not depend on the thread count (column-major
+        # it does, measured), so batch-1 rows match across executors with different threads,
+        # and the layout gains nothing at one row (65 vs 68 ms). "keep": leave the model as is.
         if layout == "auto" and wants_column_major(model):
-            column_major_(model)
+            (column_major_ if batch_size > 1 else row_major_)(model)
         if draft_budget is None:  # padded steps cost the same up to 16 rows: fill them with drafts
             draft_budget = PAD_ROWS if is_column_major(model) else 10
         if max_draft < 0 or draft_budget < 1:

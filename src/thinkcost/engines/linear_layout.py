@@ -5,13 +5,16 @@ step of a 0.5B model is ~70% Linear matmuls, and MKL's kernel for `x @ W.T` with
 is much slower when W is stored row-major ([out, in], as transformers loads it) than when it
 is stored column-major (W.T contiguous): all Linear layers of Qwen2.5-0.5B at 16 rows took
 220 vs 148 ms, at 8 rows 198 vs 130 ms. At 16 rows and more the two layouts give bit-identical
-results (tested for every layer shape up to 1,600 rows), so the change costs nothing in
-exactness for full batches and prefills.
+results at every layer shape of that model (tested up to 700 rows, measured to 1,600), so the
+change costs nothing in exactness for full batches and prefills. That is a property of a
+shape, not of every shape, so each layer is converted only where a probe on this machine finds
+the two layouts bit-identical at 16 to 64 rows and each row independent of the others
+(`layout_is_exact`).
 
 Below 16 rows MKL takes other paths whose rounding depends on the row count, so a row's
-logits used to change as its batch emptied. `pad_rows` pads the input of every Linear to 16
-rows in that range: each row is then computed exactly as in a full batch (the output rows of
-a 16..100-row product do not depend on the other rows; tested), which makes a run's tail
+logits used to change as its batch emptied. `pad_rows` pads the input of every converted
+Linear to 16 rows in that range: each row is then computed exactly as in a full batch (the
+probe checked that a row of a 16..64-row product does not depend on the others), which makes a run's tail
 agree bit for bit with its full-batch steps and costs no more than the row-major product of
 4 rows did. One row is left alone: the single-row path is a matrix-vector product at memory
 bandwidth (65 ms), 2.5x cheaper than a padded one.
@@ -23,10 +26,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PAD_ROWS = 16  # MKL's row count from which the two layouts agree and rows are independent
+PROBE_ROWS = (16, 17, 24, 33, 48, 64)
 _MARK = "thinkcost_column_major"
+_LAYER_MARK = "thinkcost_column_major_layer"
+_EXACT: dict[tuple[int, int, bool], bool] = {}
+
+
+def layout_is_exact(
+    out_features: int,
+    in_features: int,
+    bias: bool,
+    weight: torch.Tensor | None = None,
+    column: torch.Tensor | None = None,
+) -> bool:
+    """Whether this machine's GEMM gives bit-identical products for this Linear shape in both
+    layouts at every probed row count (16 to 64), and each row of a product the same whatever
+    the other rows (what padding a tail step to 16 rows relies on). Not true of every shape: at SmolLM2's down
+    projection (1536 -> 576) MKL rounds differently between 17 and 48 rows, so such a layer
+    stays row-major. Decided once per shape and process (the kernel path depends on the shape,
+    not the values), on the layer's own weight and its column-major copy when given (no extra
+    allocation: the vocabulary head is 0.5 GB), else on random ones."""
+    key = (out_features, in_features, bias)
+    if key not in _EXACT:
+        g = torch.Generator().manual_seed(out_features * 7919 + in_features)
+        if weight is None:
+            weight = torch.randn(out_features, in_features, generator=g)
+        if column is None:
+            column = weight.t().contiguous().t()
+        b = torch.randn(out_features, generator=g) if bias else None
+        x = torch.randn(max(PROBE_ROWS), in_features, generator=g)
+        outs = {n: F.linear(x[:n], column, b) for n in PROBE_ROWS}
+        top = max(PROBE_ROWS)
+        _EXACT[key] = all(
+            torch.equal(F.linear(x[:n], weight, b), outs[n])  # the layouts agree
+            and torch.equal(outs[n], outs[top][:n])  # and a row does not depend on the others
+            for n in PROBE_ROWS
+        )
+    return _EXACT[key]
 
 
 def wants_column_major(model: nn.Module) -> bool:
@@ -37,8 +77,9 @@ def wants_column_major(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def column_major_(model: nn.Module) -> int:
-    """Store every Linear weight of `model` column-major in place (same shape and values,
-    `weight.T` contiguous); returns how many were converted. Idempotent. An LM head tied to the
+    """Store the Linear weights of `model` column-major in place (same shape and values,
+    `weight.T` contiguous) where `layout_is_exact` holds for their shape; returns how many
+    were converted. Idempotent. An LM head tied to the
     input embeddings is left as it is (the embedding lookup reads its rows). Restoring and quantizing write weights with
     `copy_`, which keeps the layout."""
     if getattr(model, _MARK, False):
@@ -52,7 +93,11 @@ def column_major_(model: nn.Module) -> int:
         w = mod.weight
         if w.dim() != 2 or not w.is_contiguous() or w.data_ptr() in tied:
             continue
-        w.data = w.data.t().contiguous().t()
+        col = w.data.t().contiguous().t()
+        if not layout_is_exact(w.shape[0], w.shape[1], mod.bias is not None, w.data, col):
+            continue
+        w.data = col
+        setattr(mod, _LAYER_MARK, True)
         n += 1
     setattr(model, _MARK, True)
     return n
@@ -65,8 +110,9 @@ def row_major_(model: nn.Module) -> int:
         return 0
     n = 0
     for mod in model.modules():
-        if isinstance(mod, nn.Linear) and mod.weight.dim() == 2 and not mod.weight.is_contiguous():
+        if getattr(mod, _LAYER_MARK, False):
             mod.weight.data = mod.weight.data.contiguous()
+            setattr(mod, _LAYER_MARK, False)
             n += 1
     setattr(model, _MARK, False)
     return n
@@ -78,9 +124,10 @@ def is_column_major(model: nn.Module) -> bool:
 
 @contextmanager
 def pad_rows(model: nn.Module, rows: int = PAD_ROWS) -> Iterator[None]:
-    """While inside: a Linear called with 2..rows-1 rows computes them as `rows` rows (zeros
-    below) and returns only the real ones. Hooks, removed on exit, so the model is unchanged
-    for every other caller."""
+    """While inside: a column-major Linear called with 2..rows-1 rows computes them as `rows`
+    rows (zeros below) and returns only the real ones. Hooks, removed on exit, so the model is
+    unchanged for every other caller; row-major layers (`layout_is_exact` said no) are left
+    alone, padding would only slow them down."""
     shapes: list[torch.Size] = []
 
     def pre(mod: nn.Module, args: tuple) -> tuple | None:
@@ -102,7 +149,7 @@ def pad_rows(model: nn.Module, rows: int = PAD_ROWS) -> Iterator[None]:
 
     handles = []
     for mod in model.modules():
-        if isinstance(mod, nn.Linear):
+        if isinstance(mod, nn.Linear) and getattr(mod, _LAYER_MARK, False):
             handles.append(mod.register_forward_pre_hook(pre))
             handles.append(mod.register_forward_hook(post))
     try:
