@@ -1,6 +1,6 @@
 """Greedy float32 decode of the hf engine, before -> after, side by side in one process.
 
-Four loops on the same prompts, model and cap, at each batch size, interleaved round by round
+Five loops on the same prompts, model and cap, at each batch size, interleaved round by round
 (so a noisy neighbour slows them alike): `model.generate` (what lm-eval's HF backend calls),
 the 0.2 loop (benchmarks/baseline_hf_loop.py: DynamicCache, full log-softmax every step), the
 new loop one token at a time (per-row preallocated cache, two reductions instead of a

@@ -31,8 +31,7 @@ from torch import nn
 
 PAD_ROWS = 16  # MKL's row count from which the two layouts agree and rows are independent
 PROBE_ROWS = (16, 17, 24, 33, 48, 64)
-_MARK = "thinkcost_column_major"
-_LAYER_MARK = "thinkcost_column_major_layer"
+_LAYER_MARK = "thinkcost_column_major"
 _EXACT: dict[tuple[int, int, bool], bool] = {}
 
 
@@ -79,47 +78,48 @@ def wants_column_major(model: nn.Module) -> bool:
 def column_major_(model: nn.Module) -> int:
     """Store the Linear weights of `model` column-major in place (same shape and values,
     `weight.T` contiguous) where `layout_is_exact` holds for their shape; returns how many
-    were converted. Idempotent. An LM head tied to the
-    input embeddings is left as it is (the embedding lookup reads its rows). Restoring and quantizing write weights with
-    `copy_`, which keeps the layout."""
-    if getattr(model, _MARK, False):
-        return 0
+    were converted. Idempotent: a converted weight is no longer contiguous and is skipped, and
+    a shape the probe rejected is not copied again. An LM head tied to the input embeddings is
+    left as it is (the embedding lookup reads its rows). Restoring and quantizing write weights
+    with `copy_`, which keeps the layout."""
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     tied = {emb.weight.data_ptr()} if emb is not None and hasattr(emb, "weight") else set()
     n = 0
     for mod in model.modules():
         if not isinstance(mod, nn.Linear):
             continue
-        w = mod.weight
+        w, bias = mod.weight, mod.bias is not None
         if w.dim() != 2 or not w.is_contiguous() or w.data_ptr() in tied:
             continue
+        if _EXACT.get((w.shape[0], w.shape[1], bias)) is False:
+            continue
         col = w.data.t().contiguous().t()
-        if not layout_is_exact(w.shape[0], w.shape[1], mod.bias is not None, w.data, col):
+        if not layout_is_exact(w.shape[0], w.shape[1], bias, w.data, col):
             continue
         w.data = col
         setattr(mod, _LAYER_MARK, True)
         n += 1
-    setattr(model, _MARK, True)
     return n
 
 
 @torch.no_grad()
 def row_major_(model: nn.Module) -> int:
     """Undo `column_major_` (benchmarks measure the layout before and after on one model)."""
-    if not getattr(model, _MARK, False):
-        return 0
     n = 0
-    for mod in model.modules():
-        if getattr(mod, _LAYER_MARK, False):
-            mod.weight.data = mod.weight.data.contiguous()
-            setattr(mod, _LAYER_MARK, False)
-            n += 1
-    setattr(model, _MARK, False)
+    for mod in _converted(model):
+        mod.weight.data = mod.weight.data.contiguous()
+        setattr(mod, _LAYER_MARK, False)
+        n += 1
     return n
 
 
+def _converted(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.Linear) and getattr(m, _LAYER_MARK, False)]
+
+
 def is_column_major(model: nn.Module) -> bool:
-    return bool(getattr(model, _MARK, False))
+    """Whether any Linear of `model` holds its weight column-major (what `pad_rows` pads)."""
+    return bool(_converted(model))
 
 
 @contextmanager
@@ -148,10 +148,9 @@ def pad_rows(model: nn.Module, rows: int = PAD_ROWS) -> Iterator[None]:
         return out[:n].reshape(*shape[:-1], out.shape[-1])
 
     handles = []
-    for mod in model.modules():
-        if isinstance(mod, nn.Linear) and getattr(mod, _LAYER_MARK, False):
-            handles.append(mod.register_forward_pre_hook(pre))
-            handles.append(mod.register_forward_hook(post))
+    for mod in _converted(model):
+        handles.append(mod.register_forward_pre_hook(pre))
+        handles.append(mod.register_forward_hook(post))
     try:
         yield
     finally:
